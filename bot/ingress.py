@@ -1,0 +1,186 @@
+"""GitHub webhook ingress: verify, deduplicate, record durably, answer in milliseconds.
+
+The order of checks is the contract: size, signature (over the raw body, before
+anything is parsed), event header, JSON object, duplicate delivery, then the
+delivery and its job are committed in one transaction and the answer is 202.
+Commits are grouped: requests arriving while a commit runs share the next one,
+so the store sees one fsync per batch instead of one per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import sqlite3
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import orjson
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot.events import EVENT_MODELS
+from bot.metrics import Metrics
+from bot.queue import JobQueue, enqueue_in
+from bot.routing import Router
+from bot.store import Store, now
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+RECENT_DELIVERIES = 50_000
+
+
+def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Check GitHub's `sha256=<hex>` HMAC in constant time."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, header[7:].strip())
+
+
+def group_for(event: str, data: dict) -> str | None:
+    """Jobs about one repository (or installation) run in arrival order."""
+    repo = data.get("repository")
+    if isinstance(repo, dict) and repo.get("full_name"):
+        return "repo:" + str(repo["full_name"]).lower()
+    inst = data.get("installation")
+    if isinstance(inst, dict) and inst.get("id") is not None:
+        return f"installation:{inst['id']}"
+    return None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    delivery_id: str
+    event: str
+    action: str | None
+    group_key: str | None
+    payload: bytes
+
+
+def _record_batch(conn: sqlite3.Connection, batch: list[Accepted]) -> list[bool]:
+    fresh = []
+    ts = now()
+    for item in batch:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO deliveries (id, event, action, received_at) VALUES (?, ?, ?, ?)",
+            (item.delivery_id, item.event, item.action, ts),
+        )
+        is_new = cur.rowcount == 1
+        if is_new:
+            enqueue_in(conn, "webhook", item.payload, key="delivery:" + item.delivery_id, group_key=item.group_key)
+        fresh.append(is_new)
+    return fresh
+
+
+class GroupCommitter:
+    """Batches delivery records into shared transactions."""
+
+    def __init__(self, store: Store, queue: JobQueue) -> None:
+        self.store = store
+        self.queue = queue
+        self._pending: list[tuple[Accepted, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task | None = None
+
+    async def submit(self, item: Accepted) -> bool:
+        """Record a delivery and its job durably; True if new, False if a duplicate."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, fut))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self.store.run(_record_batch, [item for item, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                continue
+            for (_, fut), fresh in zip(batch, results, strict=True):
+                if not fut.done():
+                    fut.set_result(fresh)
+            if any(results):
+                self.queue.notify()
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+class WebhookIngress:
+    """The `POST /github/webhooks` handler."""
+
+    def __init__(self, secret: bytes, router: Router, committer: GroupCommitter, metrics: Metrics, max_bytes: int) -> None:
+        self.secret = secret
+        self.router = router
+        self.committer = committer
+        self.metrics = metrics
+        self.max_bytes = max_bytes
+        self._recent: OrderedDict[str, None] = OrderedDict()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer one webhook delivery."""
+        event = request.headers.get("X-GitHub-Event")
+        outcome, response = await self._handle(request, event)
+        self.metrics.webhooks.labels(event=(event or "none")[:40], outcome=outcome).inc()
+        return response
+
+    async def _handle(self, request: web.Request, event: str | None) -> tuple[str, web.Response]:
+        if request.content_length is not None and request.content_length > self.max_bytes:
+            return "too_large", _error(413, f"body over {self.max_bytes} bytes")
+        try:
+            # The application's client_max_size is max_bytes: read() refuses more.
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return "too_large", _error(413, f"body over {self.max_bytes} bytes")
+        except Exception:  # noqa: BLE001 - a broken upload is the client's problem
+            return "bad_body", _error(400, "could not read the request body")
+        if not signature_valid(self.secret, body, request.headers.get(SIGNATURE_HEADER)):
+            return "bad_signature", _error(401, f"missing or invalid {SIGNATURE_HEADER}")
+        if not event:
+            return "no_event", _error(400, "missing X-GitHub-Event header")
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return "bad_json", _error(400, "body is not valid JSON")
+        if not isinstance(data, dict):
+            return "bad_json", _error(400, "body is not a JSON object")
+        if event == "ping":
+            return "ping", web.json_response({"ok": True, "zen": data.get("zen")})
+        action = data.get("action") if isinstance(data.get("action"), str) else None
+        if not self.router.handles(event, action):
+            return "ignored", web.json_response({"ignored": f"{event}.{action}" if action else event})
+        delivery = request.headers.get("X-GitHub-Delivery", "").strip()
+        if not delivery or len(delivery) > 100:
+            return "no_delivery", _error(400, "missing or invalid X-GitHub-Delivery header")
+        if delivery in self._recent:
+            return "duplicate", web.json_response({"duplicate": delivery})
+        try:
+            model = EVENT_MODELS[event].model_validate(data)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+            return "bad_payload", _error(400, f"{event} payload lacks or mistypes: {fields}")
+        payload = orjson.dumps(
+            {"event": event, "action": action, "delivery": delivery, "data": model.model_dump(mode="json", exclude_none=True)}
+        )
+        try:
+            fresh = await self.committer.submit(Accepted(delivery, event, action, group_for(event, data), payload))
+        except Exception:  # noqa: BLE001
+            log.exception("could not record delivery %s", delivery)
+            return "store_error", _error(503, "could not record the delivery; GitHub may redeliver it")
+        self._remember(delivery)
+        if not fresh:
+            return "duplicate", web.json_response({"duplicate": delivery})
+        return "accepted", web.json_response({"accepted": delivery}, status=202)
+
+    def _remember(self, delivery: str) -> None:
+        self._recent[delivery] = None
+        if len(self._recent) > RECENT_DELIVERIES:
+            self._recent.popitem(last=False)
