@@ -10,7 +10,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from bot.deploys import Deploy, DeployIntent, DeployRequested, DeployState, DeployStore
+from bot.deploys import (
+    Deploy,
+    DeployIntent,
+    DeployRequested,
+    DeployState,
+    DeployStore,
+    Trigger,
+    release_held_in,
+    rollback_target_in,
+)
 from bot.queue import JobQueue
 
 log = logging.getLogger(__name__)
@@ -58,6 +67,29 @@ class DeployService:
                 await reporter.deploy_changed(deploy)
             except Exception:  # noqa: BLE001 - reporting never fails a deploy
                 log.exception("reporter %s failed for deploy %s", type(reporter).__name__, deploy.id)
+
+    async def release_held(self, owner: str, repo: str, environment: str) -> Deploy | None:
+        """After an unlock: start the newest held deploy (older held ones are superseded); return it."""
+        changed = await self.deploys.store.run(release_held_in, owner, repo, environment)
+        if changed:
+            self.queue.notify()
+        for deploy in changed:
+            await self.report(deploy)
+        return changed[0] if changed else None
+
+    async def rollback_intent(
+        self, owner: str, repo: str, environment: str, *, to_sha: str | None = None,
+        trigger: Trigger = Trigger.SLACK, actor: str | None = None,
+    ) -> DeployIntent | None:
+        """A rollback to the previous successful deploy (or the newest success of `to_sha`); None if there is none."""
+        target = await self.deploys.store.run(rollback_target_in, owner, repo, environment, to_sha)
+        if target is None:
+            return None
+        return DeployIntent(
+            installation_id=target.installation_id, owner=target.owner, repo=target.repo, sha=target.sha, ref=target.ref,
+            default_branch=target.default_branch, clone_url=target.clone_url, environment=environment, kind="rollback",
+            trigger=trigger, actor=actor, rollback_task_definition=target.result["task_definition_arn"],
+        )
 
     async def provision_tenant(self, installation_id: int, owner: str) -> None:
         """Create the tenant's AWS identity (when a pipeline is configured)."""

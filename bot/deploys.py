@@ -275,3 +275,43 @@ class DeployStore:
             "SELECT * FROM deploys WHERE state NOT IN ('succeeded', 'failed', 'cancelled') ORDER BY created_at"
         )
         return [Deploy.from_row(r) for r in rows]
+
+
+def rollback_target_in(conn: sqlite3.Connection, owner: str, repo: str, environment: str, to_sha: str | None = None) -> Deploy | None:
+    """The deploy a rollback returns to: the one before the newest success, or the newest success of `to_sha`."""
+    rows = conn.execute(
+        "SELECT * FROM deploys WHERE owner = ? COLLATE NOCASE AND repo = ? COLLATE NOCASE AND environment = ?"
+        " AND state = 'succeeded' AND kind != 'build' ORDER BY finished_at DESC, created_at DESC LIMIT 50",
+        (owner, repo, environment),
+    ).fetchall()
+    successes = [Deploy.from_row(r) for r in rows if orjson.loads(r["result"]).get("task_definition_arn")]
+    if to_sha:
+        return next((d for d in successes if d.sha.startswith(to_sha.lower())), None)
+    current = successes[0].sha if successes else None
+    return next((d for d in successes if d.sha != current), None)
+
+
+def release_held_in(conn: sqlite3.Connection, owner: str, repo: str, environment: str) -> list[Deploy]:
+    """After an unlock: queue the newest held deploy again, cancel the older held ones; return what changed."""
+    rows = conn.execute(
+        "SELECT * FROM deploys WHERE owner = ? COLLATE NOCASE AND repo = ? COLLATE NOCASE AND environment = ?"
+        " AND state = 'held' ORDER BY created_at DESC",
+        (owner, repo, environment),
+    ).fetchall()
+    changed = []
+    for index, row in enumerate(rows):
+        deploy = Deploy.from_row(row)
+        if index == 0:
+            conn.execute("UPDATE deploys SET state = 'queued', updated_at = ? WHERE id = ?", (now(), deploy.id))
+            conn.execute("DELETE FROM jobs WHERE key = ? AND state != 'running'", ("deploy:" + deploy.id,))
+            enqueue_in(conn, "deploy", {"deploy_id": deploy.id}, key="deploy:" + deploy.id, group_key=deploy.group_key)
+            deploy.state = DeployState.QUEUED
+            newest = deploy.id
+        else:
+            conn.execute(
+                "UPDATE deploys SET state = 'cancelled', superseded_by = ?, updated_at = ?, finished_at = ? WHERE id = ?",
+                (newest, now(), now(), deploy.id),
+            )
+            deploy.state, deploy.superseded_by = DeployState.CANCELLED, newest
+        changed.append(deploy)
+    return changed
