@@ -110,7 +110,7 @@ class Settings(BaseSettings):
             if not path.is_file():
                 raise ValueError("is neither a PEM key nor the path of a readable file")
             raw = path.read_text().strip()
-        raw = raw.replace("\\n", "\n")
+        raw = raw.replace("\\n", "\n").strip()
         if "PRIVATE KEY-----" not in raw:
             raise ValueError("does not hold a PEM private key")
         return SecretStr(raw + "\n")
