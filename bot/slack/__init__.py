@@ -1,0 +1,1 @@
+"""Slack ChatOps: the `/deploy` command, linked GitHub identities and one live message per deploy."""
