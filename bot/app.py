@@ -232,4 +232,6 @@ class Extension:
 
 def default_extensions() -> list[Extension]:
     """The features the service runs with, in order (the pipeline, GitHub reporting, Slack)."""
-    return []
+    from bot.deploy_job import PipelineExtension
+
+    return [PipelineExtension()]

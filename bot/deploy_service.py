@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from bot.deploys import (
     Deploy,
@@ -17,10 +19,12 @@ from bot.deploys import (
     DeployState,
     DeployStore,
     Trigger,
+    get_deploy_in,
     release_held_in,
     rollback_target_in,
 )
-from bot.queue import JobQueue
+from bot.queue import JobQueue, enqueue_in
+from bot.store import now
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,11 @@ class DeployService:
         self.deploys = deploys
         self.queue = queue
         self.reporters: list[Reporter] = list(reporters or ())
+        self._provision = provision
+        self.runner: Any = None  # the DeployRunner, when the pipeline is installed
+
+    def set_provisioner(self, provision: TenantProvisioner) -> None:
+        """Install the function that creates a tenant's AWS identity."""
         self._provision = provision
 
     async def request(self, intent: DeployIntent, key: str, *, state: DeployState = DeployState.QUEUED) -> DeployRequested:
@@ -93,5 +102,67 @@ class DeployService:
 
     async def provision_tenant(self, installation_id: int, owner: str) -> None:
         """Create the tenant's AWS identity (when a pipeline is configured)."""
-        if self._provision is not None:
+        if self._provision is None:
+            return
+        try:
             await self._provision(installation_id, owner)
+        except Exception:  # noqa: BLE001 - the identity stage ensures it again before each deploy
+            log.exception("could not provision the AWS identity of installation %s; the next deploy retries", installation_id)
+
+    async def cancel(self, deploy_id: str, reason: str, superseded_by: str | None = None) -> None:
+        """Stop a deploy: a running one is cut short (its build stopped), a pending one ends at once."""
+        if self.runner is not None and await self.runner.cancel(deploy_id, reason, superseded_by):
+            return  # the runner records the end and reports it
+
+        def _cancel(conn) -> Deploy | None:
+            deploy = get_deploy_in(conn, deploy_id)
+            if deploy is None or deploy.state.finished:
+                return None
+            result = {**deploy.result, "cancel_reason": reason}
+            conn.execute(
+                "UPDATE deploys SET state = 'cancelled', superseded_by = COALESCE(?, superseded_by), result = ?,"
+                " updated_at = ?, finished_at = ? WHERE id = ?",
+                (superseded_by, orjson.dumps(result).decode(), now(), now(), deploy_id),
+            )
+            conn.execute("UPDATE jobs SET state = 'cancelled' WHERE key = ? AND state = 'queued'", ("deploy:" + deploy_id,))
+            return get_deploy_in(conn, deploy_id)
+
+        cancelled = await self.deploys.store.run(_cancel)
+        if cancelled is not None:
+            await self.report(cancelled)
+
+    async def cancel_builds(self, owner: str, repo: str, pr_number: int, reason: str, *,
+                            superseded_by: str | None = None) -> list[str]:
+        """Cancel every unfinished build check of a pull request; return their ids."""
+        rows = await self.deploys.store.fetchall(
+            "SELECT id FROM deploys WHERE owner = ? COLLATE NOCASE AND repo = ? COLLATE NOCASE AND kind = 'build'"
+            " AND pr_number = ? AND state NOT IN ('succeeded', 'failed', 'cancelled') AND id != COALESCE(?, '')",
+            (owner, repo, pr_number, superseded_by),
+        )
+        ids = [row["id"] for row in rows]
+        for deploy_id in ids:
+            await self.cancel(deploy_id, reason, superseded_by)
+        return ids
+
+    async def resume_waiting(self, owner: str, repo: str, sha: str) -> list[str]:
+        """Queue again the deploys of `sha` that wait for other checks; return their ids."""
+
+        def _resume(conn) -> list[str]:
+            rows = conn.execute(
+                "SELECT * FROM deploys WHERE owner = ? COLLATE NOCASE AND repo = ? COLLATE NOCASE AND sha = ?"
+                " AND state = 'waiting'",
+                (owner, repo, sha),
+            ).fetchall()
+            ids = []
+            for row in rows:
+                deploy = Deploy.from_row(row)
+                conn.execute("UPDATE deploys SET state = 'queued', updated_at = ? WHERE id = ?", (now(), deploy.id))
+                conn.execute("DELETE FROM jobs WHERE key = ? AND state != 'running'", ("deploy:" + deploy.id,))
+                enqueue_in(conn, "deploy", {"deploy_id": deploy.id}, key="deploy:" + deploy.id, group_key=deploy.group_key)
+                ids.append(deploy.id)
+            return ids
+
+        ids = await self.deploys.store.run(_resume)
+        if ids:
+            self.queue.notify()
+        return ids

@@ -151,13 +151,24 @@ class Service:
 def start_service(aiohttp_client, make_settings):
     """Start a service: `await start_service(**settings_overrides)`."""
 
-    async def _start(*, start_workers: bool = True, extensions=None, **overrides: Any) -> Service:
+    async def _start(*, start_workers: bool = True, extensions=(), **overrides: Any) -> Service:
+        """Extensions default to none: the foundation alone. Pass them to test a feature."""
         settings = make_settings(**overrides)
-        services = await build_services(settings, github_retry=FAST_RETRY, extensions=extensions)
+        services = await build_services(settings, github_retry=FAST_RETRY, extensions=list(extensions))
         client = await aiohttp_client(create_app(services, start_workers=start_workers))
         return Service(client, services)
 
     return _start
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """One AWS emulator for the session (each test uses its own app names)."""
+    from bot.pipeline.sandbox import start_embedded_moto
+
+    endpoint, stop = start_embedded_moto()
+    yield endpoint
+    stop()
 
 
 @pytest.fixture
