@@ -150,10 +150,10 @@ data "aws_iam_policy_document" "ec2_assume" {
 }
 
 resource "aws_iam_role_policy_attachment" "ecs_instances" {
-  for_each = toset([
-    "arn:${local.partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role",
-    "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore",
-  ])
+  for_each = {
+    ecs = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+    ssm = "arn:${local.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+  }
   role       = aws_iam_role.ecs_instances.name
   policy_arn = each.value
 }

@@ -171,21 +171,37 @@ resource "aws_network_acl" "private" {
   }
   # Return traffic from the internet (through NAT) to the tasks' ephemeral
   # ports (RDP's 3389 left out).
-  dynamic "ingress" {
-    for_each = {
-      110 = { protocol = "tcp", from = 1024, to = 3388 }
-      115 = { protocol = "tcp", from = 3390, to = 65535 }
-      120 = { protocol = "udp", from = 1024, to = 3388 }
-      125 = { protocol = "udp", from = 3390, to = 65535 }
-    }
-    content {
-      rule_no    = tonumber(ingress.key)
-      protocol   = ingress.value.protocol
-      action     = "allow"
-      cidr_block = "0.0.0.0/0"
-      from_port  = ingress.value.from
-      to_port    = ingress.value.to
-    }
+  ingress {
+    rule_no    = 110
+    protocol   = "tcp"
+    action     = "allow"
+    cidr_block = "0.0.0.0/0"
+    from_port  = 1024
+    to_port    = 3388
+  }
+  ingress {
+    rule_no    = 115
+    protocol   = "tcp"
+    action     = "allow"
+    cidr_block = "0.0.0.0/0"
+    from_port  = 3390
+    to_port    = 65535
+  }
+  ingress {
+    rule_no    = 120
+    protocol   = "udp"
+    action     = "allow"
+    cidr_block = "0.0.0.0/0"
+    from_port  = 1024
+    to_port    = 3388
+  }
+  ingress {
+    rule_no    = 125
+    protocol   = "udp"
+    action     = "allow"
+    cidr_block = "0.0.0.0/0"
+    from_port  = 3390
+    to_port    = 65535
   }
 
   egress {

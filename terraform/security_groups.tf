@@ -53,7 +53,6 @@ resource "aws_security_group" "instance_connect" {
 }
 
 locals {
-  alb_public_ports = toset(["80", "443"])
   # Port customer app containers listen on is chosen per app; the ALB may reach
   # any unprivileged port on the app security group and nothing else may.
   app_port_range = { from = 1024, to = 65535 }
@@ -61,14 +60,22 @@ locals {
 
 # --- ALB ---------------------------------------------------------------------
 
-resource "aws_vpc_security_group_ingress_rule" "alb_public_v4" {
-  #checkov:skip=CKV_AWS_260:The public ALB must accept HTTP on 80; its only action is a 301 redirect to HTTPS (aws_lb_listener.http).
-  for_each          = local.alb_public_ports
+resource "aws_vpc_security_group_ingress_rule" "alb_https" {
   security_group_id = aws_security_group.alb.id
-  description       = "Public HTTP/HTTPS (IPv4); HTTP only redirects"
+  description       = "Public HTTPS"
   ip_protocol       = "tcp"
-  from_port         = tonumber(each.value)
-  to_port           = tonumber(each.value)
+  from_port         = 443
+  to_port           = 443
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "alb_http" {
+  #checkov:skip=CKV_AWS_260:The public ALB must accept HTTP on 80; its only action is a 301 redirect to HTTPS (aws_lb_listener.http).
+  security_group_id = aws_security_group.alb.id
+  description       = "Public HTTP, answered only with a redirect to HTTPS"
+  ip_protocol       = "tcp"
+  from_port         = 80
+  to_port           = 80
   cidr_ipv4         = "0.0.0.0/0"
 }
 
