@@ -231,7 +231,16 @@ class PipelineExtension(Extension):
 
         def deps_for(deploy: Deploy) -> PipelineDeps:
             async def get_token() -> str:
-                return await services.github.installation_token(deploy.installation_id)
+                from bot.github import GitHubError
+                from bot.pipeline.pipeline import StageFailed
+
+                try:
+                    return await services.github.installation_token(deploy.installation_id)
+                except GitHubError as exc:
+                    raise StageFailed(
+                        f"GitHub refused an access token for the repository ({exc.status or 'no answer'})",
+                        "Check that the Easy Deploy app is still installed on the repository, then redeploy.",
+                    ) from exc
 
             values: dict[str, Any] = dict(
                 aws=self.aws_steps, platform=self.platform, repos_root=settings.effective_repos_root.resolve(),
