@@ -150,12 +150,16 @@ class AwsSteps(Protocol):
         """The app's ECS service, or None if it does not exist."""
         ...
 
-    async def register_task_definition(self, names: AppNames, spec: TaskSpec) -> str:
-        """Register a new task definition revision; return its ARN."""
+    async def register_task_definition(self, names: AppNames, spec: TaskSpec, fingerprint: str = "") -> str:
+        """Register a new task definition revision (tagged with its fingerprint); return its ARN."""
         ...
 
     async def task_definition_settings(self, task_definition_arn: str) -> tuple[int, str]:
         """Port and health check path of an existing revision (for rollbacks)."""
+        ...
+
+    async def find_task_definition(self, names: AppNames, fingerprint: str) -> str | None:
+        """The family's latest revision if it was registered with this fingerprint, else None."""
         ...
 
     async def deploy_service(
@@ -620,15 +624,30 @@ class BotoAwsSteps:
             desired_count=svc.get("desiredCount", 0), tags=_tag_dict(svc.get("tags")),
         )
 
-    async def register_task_definition(self, names: AppNames, spec: TaskSpec) -> str:
-        """Register a new task definition revision; return its ARN."""
-        return await asyncio.to_thread(self._register_task_definition, names, spec)
+    async def register_task_definition(self, names: AppNames, spec: TaskSpec, fingerprint: str = "") -> str:
+        """Register a new task definition revision (tagged with its fingerprint); return its ARN."""
+        return await asyncio.to_thread(self._register_task_definition, names, spec, fingerprint)
+
+    async def find_task_definition(self, names: AppNames, fingerprint: str) -> str | None:
+        """The family's latest revision if it was registered with this fingerprint, else None."""
+        return await asyncio.to_thread(self._find_task_definition, names, fingerprint)
+
+    def _find_task_definition(self, names: AppNames, fingerprint: str) -> str | None:
+        try:
+            found = self.c.ecs.describe_task_definition(taskDefinition=names.family, include=["TAGS"])
+        except ClientError as exc:
+            if _code(exc) in ("ClientException", "InvalidParameterException"):  # no such family yet
+                return None
+            raise
+        if _tag_dict(found.get("tags")).get(TAG_RELEASE_FP) == fingerprint:
+            return found["taskDefinition"]["taskDefinitionArn"]
+        return None
 
     def ssm_parameter_arn(self, name: str) -> str:
         """ARN of an SSM parameter given its full name (starting with /)."""
         return f"arn:aws:ssm:{self.p.region}:{self.p.account_id}:parameter{name}"
 
-    def _register_task_definition(self, names: AppNames, spec: TaskSpec) -> str:
+    def _register_task_definition(self, names: AppNames, spec: TaskSpec, fingerprint: str) -> str:
         container = {
             "name": names.container,
             "image": spec.image_uri,
@@ -663,7 +682,7 @@ class BotoAwsSteps:
             taskRoleArn=spec.task_role_arn,
             runtimePlatform={"operatingSystemFamily": "LINUX", "cpuArchitecture": "X86_64"},
             containerDefinitions=[container],
-            tags=_tag_list(names.tags(), "key", "value"),
+            tags=_tag_list({**names.tags(), **({TAG_RELEASE_FP: fingerprint} if fingerprint else {})}, "key", "value"),
         )
         return td["taskDefinition"]["taskDefinitionArn"]
 

@@ -52,7 +52,8 @@ def make_clients(
     """
     config = Config(
         region_name=region,
-        retries={"max_attempts": max_attempts, "mode": retry_mode},
+        # total_max_attempts counts the first try too (botocore's "max_attempts" would count only retries).
+        retries={"total_max_attempts": max_attempts, "mode": retry_mode},
         connect_timeout=10,
         read_timeout=60,
     )

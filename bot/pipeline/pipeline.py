@@ -317,8 +317,6 @@ class _Run:
         td = outputs.get("task_definition_arn")
         if rollback:
             td = req.rollback_task_definition
-            # Marks the service as not running the latest build, so the next deploy registers again.
-            wanted_tags[TAG_RELEASE_FP] = "rollback"
         elif config is not None:
             spec = TaskSpec(
                 image_uri=self.out(Stage.BUILD)["image_uri"],
@@ -333,11 +331,16 @@ class _Run:
             fp = policies.fingerprint(asdict(spec), names.app, self.deps.platform.task_execution_role_arn)
             if not td and current is not None and current.tags.get(TAG_RELEASE_FP) == fp and current.tags.get(TAG_RELEASE_TD):
                 td = current.tags[TAG_RELEASE_TD]  # the same release was registered before
+            if not td and current is None:
+                # No service yet (first deploy, or its creation failed): reuse a matching revision.
+                td = await aws.find_task_definition(names, fp)
             if not td:
-                td = await aws.register_task_definition(names, spec)
+                td = await aws.register_task_definition(names, spec, fp)
             wanted_tags[TAG_RELEASE_FP] = fp
+            # The release tags keep naming the latest build's revision, so deploying that build
+            # again after a rollback moves the service forward without registering anything.
+            wanted_tags[TAG_RELEASE_TD] = td
         assert td is not None
-        wanted_tags[TAG_RELEASE_TD] = td
         await self.put(Stage.RELEASE, "rolling out", task_definition_arn=td, app_url=app_url(names.app, self.deps.apps_domain))
 
         desired = config.min_instances if config else max(current.desired_count if current else 1, 1)

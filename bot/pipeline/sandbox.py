@@ -28,8 +28,12 @@ PLATFORM_PATH = "/easydeploy/"
 
 def start_embedded_moto() -> tuple[str, Callable[[], None]]:
     """Start moto on 127.0.0.1 with a free port; returns its endpoint URL and a stop function."""
+    import logging
+
     from moto.server import ThreadedMotoServer  # imported here: only sandbox mode needs it
 
+    # werkzeug logs every emulator request at INFO; the service's own logs matter more.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
