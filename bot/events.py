@@ -132,6 +132,7 @@ class PullRequest(Lenient):
     base: PullRequestBranch
     user: Account | None = None
     html_url: str | None = None
+    merged: bool | None = None
 
 
 class PullRequestEvent(Lenient):
@@ -146,6 +147,7 @@ class PullRequestEvent(Lenient):
 class App(Lenient):
     id: int | None = None
     slug: str | None = None
+    name: str | None = None
 
 
 class CheckSuiteRef(Lenient):
@@ -185,6 +187,7 @@ class CheckSuite(Lenient):
     status: str | None = None
     conclusion: str | None = None
     app: App | None = None
+    latest_check_runs_count: int | None = None
 
 
 class CheckSuiteEvent(Lenient):

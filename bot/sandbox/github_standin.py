@@ -335,8 +335,9 @@ async def _list_deployments(gh: GitHubStandIn, request: web.Request, m: re.Match
     if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
         return err
     full = f"{m['owner']}/{m['repo']}".lower()
-    env = request.query.get("environment")
-    found = [d for d in gh.deployments.values() if d["repository"].lower() == full and (env is None or d["environment"] == env)]
+    env, sha = request.query.get("environment"), request.query.get("sha")
+    found = [d for d in gh.deployments.values() if d["repository"].lower() == full and (env is None or d["environment"] == env)
+             and (sha is None or d["sha"] == sha)]
     return web.json_response(sorted(found, key=lambda d: -d["id"]))
 
 
@@ -418,3 +419,18 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, inter
             return True
         await asyncio.sleep(interval)
     return predicate()
+
+
+# -- routes added for GitHub reporting ------------------------------------------------------------
+
+async def _check_runs_for_ref(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
+    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
+        return err
+    full, name = f"{m['owner']}/{m['repo']}".lower(), request.query.get("check_name")
+    runs = [r for r in gh.check_runs.values()
+            if r["repository"].lower() == full and r.get("head_sha") == m["ref"] and (name is None or r.get("name") == name)]
+    runs.sort(key=lambda r: -r["id"])
+    return web.json_response({"total_count": len(runs), "check_runs": runs})
+
+
+ROUTES.append(("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/check-runs"), _check_runs_for_ref))
