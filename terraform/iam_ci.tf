@@ -53,6 +53,7 @@ data "aws_iam_policy_document" "github_deploy" {
       "ecr:UploadLayerPart",
       "ecr:CompleteLayerUpload",
       "ecr:PutImage",
+      "ecr:DescribeImages",
     ]
     resources = [aws_ecr_repository.service.arn]
   }
