@@ -94,9 +94,14 @@ class Command:
     kind: CommandKind
     repo: RepoName | None = None
     ref: str | None = None
-    environment: str = DEFAULT_ENVIRONMENT
+    environment: str | None = None  # None: not given (production, or every environment for history)
     sha: str | None = None
     reason: str = ""
+
+    @property
+    def target_environment(self) -> str:
+        """The environment the command acts on: the one given, else production."""
+        return self.environment or DEFAULT_ENVIRONMENT
 
     @property
     def needs_write(self) -> bool:
@@ -190,7 +195,7 @@ def parse_command(text: str) -> ParseResult:
 
 
 def _parse_options(kind: CommandKind, repo: RepoName, ref: str | None, rest: list[str]) -> ParseResult:
-    environment, sha, reason_words = DEFAULT_ENVIRONMENT, None, []
+    environment, sha, reason_words = None, None, []
     seen: set[str] = set()
     i = 0
     while i < len(rest):

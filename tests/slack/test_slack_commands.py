@@ -33,11 +33,13 @@ def test_help_lists_every_command():
 
 
 def test_deploy_defaults_to_the_default_branch_and_production():
-    assert ok("acme/web") == Command(CommandKind.DEPLOY, RepoName("acme", "web"), None, "production")
+    cmd = ok("acme/web")
+    assert cmd == Command(CommandKind.DEPLOY, RepoName("acme", "web"), None, None)
+    assert cmd.target_environment == "production"
 
 
 @pytest.mark.parametrize("text, ref, env", [
-    ("acme/web@main", "main", "production"),
+    ("acme/web@main", "main", None),
     ("acme/web@feature/login to staging", "feature/login", "staging"),
     ("acme/web@v1.2.3 to Staging", "v1.2.3", "staging"),
     ("acme/web@0123abc in qa", "0123abc", "qa"),
@@ -47,6 +49,7 @@ def test_deploy_defaults_to_the_default_branch_and_production():
 def test_deploy_with_ref_and_environment(text, ref, env):
     cmd = ok(text)
     assert (cmd.kind, cmd.repo, cmd.ref, cmd.environment) == (CommandKind.DEPLOY, RepoName("acme", "web"), ref, env)
+    assert cmd.target_environment == (env or "production")
     assert cmd.needs_write
 
 
@@ -94,6 +97,7 @@ def test_repo_commands_need_a_repository(kind):
 
 def test_history_in_an_environment():
     assert ok("history acme/web in staging").environment == "staging"
+    assert ok("history acme/web").environment is None  # every environment
 
 
 def test_status_takes_no_ref():
@@ -102,7 +106,7 @@ def test_status_takes_no_ref():
 
 def test_rollback():
     cmd = ok("rollback acme/web")
-    assert (cmd.kind, cmd.sha, cmd.environment) == (CommandKind.ROLLBACK, None, "production")
+    assert (cmd.kind, cmd.sha, cmd.target_environment) == (CommandKind.ROLLBACK, None, "production")
     cmd = ok("rollback acme/web to 0123ABCdef in staging")
     assert (cmd.sha, cmd.environment) == ("0123abcdef", "staging")
     assert "not a commit SHA" in error("rollback acme/web to main")
@@ -112,7 +116,7 @@ def test_lock_with_environment_and_reason():
     cmd = ok("lock acme/web to staging  db migration, back at 3pm")
     assert (cmd.kind, cmd.environment, cmd.reason) == (CommandKind.LOCK, "staging", "db migration, back at 3pm")
     cmd = ok("lock acme/web freeze for the launch")
-    assert (cmd.environment, cmd.reason) == ("production", "freeze for the launch")
+    assert (cmd.target_environment, cmd.reason) == ("production", "freeze for the launch")
     # "to" after the reason started is part of the reason
     assert ok("lock acme/web waiting to ship").reason == "waiting to ship"
     assert "too long" in error("lock acme/web " + "x" * 400)
@@ -120,7 +124,7 @@ def test_lock_with_environment_and_reason():
 
 def test_unlock():
     cmd = ok("unlock acme/web")
-    assert (cmd.kind, cmd.environment) == (CommandKind.UNLOCK, "production")
+    assert (cmd.kind, cmd.target_environment) == (CommandKind.UNLOCK, "production")
     assert ok("unlock acme/web to staging").environment == "staging"
     assert "don't understand" in error("unlock acme/web because")
 
