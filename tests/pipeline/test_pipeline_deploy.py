@@ -36,14 +36,25 @@ def moto_url() -> Iterator[str]:
     stop()
 
 
+@pytest.fixture(scope="module")
+def module_clients(moto_url: str) -> AwsClients:
+    # Building the clients loads a dozen service models (~1 s): once per module, reset per test.
+    # Standard retries here; adaptive mode's client-side rate limiter would slow the throttling test.
+    return make_clients(REGION, moto_url, max_attempts=4, retry_mode="standard", static_credentials=("testing", "testing"))
+
+
 @pytest.fixture
-def clients(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> AwsClients:
+def clients(moto_url: str, module_clients: AwsClients, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsClients]:
     requests.post(f"{moto_url}/moto-api/reset", timeout=10)
     for key, value in GIT_TEST_ENV.items():
         monkeypatch.setenv(key, value)
     # Retries on, but without botocore's seconds-long backoff sleeps.
     monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
-    return make_clients(REGION, moto_url, max_attempts=4, retry_mode="standard", static_credentials=("testing", "testing"))
+    module_clients.calls.clear()
+    yield module_clients
+    for client, event, handler in INJECTED:
+        client.meta.events.unregister(event, handler)
+    INJECTED.clear()
 
 
 @pytest.fixture
@@ -228,6 +239,9 @@ async def test_a_rollout_that_never_finishes_times_out(clients, platform, source
     assert not result.ok and "did not finish within" in result.failure.summary
 
 
+INJECTED: list[tuple[Any, str, Any]] = []
+
+
 def inject(client, operation: str, answers: list[tuple[int, str]]) -> list[int]:
     """Answer the next calls of an operation with HTTP errors (inside botocore's retry loop)."""
     sent: list[int] = []
@@ -239,7 +253,9 @@ def inject(client, operation: str, answers: list[tuple[int, str]]) -> list[int]:
         sent.append(status)
         return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.1"}, _Raw(body.encode()))
 
-    client.meta.events.register_first(f"before-send.*.{operation}", before_send)
+    event = f"before-send.*.{operation}"
+    client.meta.events.register_first(event, before_send)
+    INJECTED.append((client, event, before_send))
     return sent
 
 
