@@ -246,8 +246,9 @@ class SlackDeploy:
         await self.check_lock(repo, env, login)
         intent = await self.services.deploys.rollback_intent(repo.owner, repo.name, env, to_sha=to_sha, trigger=trigger, actor=login)
         if intent is None:
-            what = f"of `{to_sha}` " if to_sha else "earlier "
-            return Reply(f"There is no {what}successful deploy of `{repo.full_name}` in *{env}* to roll back to.")
+            if to_sha:
+                return Reply(f"There is no successful deploy of `{to_sha}` of `{repo.full_name}` in *{env}* to roll back to.")
+            return Reply(f"There is no earlier successful deploy of `{repo.full_name}` in *{env}* to roll back to.")
         return await self.requested(await self.services.deploys.request(intent, key), caller)
 
     async def unlock(self, repo: RepoRecord, env: str, login: str) -> Reply:
