@@ -8,6 +8,7 @@ description, and its authentication.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 import uuid
@@ -20,6 +21,7 @@ from bot.deploy_service import DeployService
 from bot.deploys import Deploy, DeployState
 from bot.queue import Job
 from bot.reporting.extension import GitHubReportingExtension
+from bot.reporting.github import REPORT_JOB
 from bot.routing import Router
 from handlers import check_run, pull_request
 from tests.conftest import FAST_RETRY, Service, add_fixture_installation, load_webhook
@@ -82,6 +84,17 @@ class ReportingService(Service):
     """A running service with GitHub reporting, and helpers to play the deploy job."""
 
     ops: DeployOps
+
+    async def idle(self, timeout: float = 15.0) -> None:
+        """Wait until no job is pending, report retries included (the base helper skips jobs due in over ~1 s)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            await super().idle(timeout)
+            if not await self.count("SELECT COUNT(*) FROM jobs WHERE kind = ? AND state IN ('queued', 'running')", (REPORT_JOB,)):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("github_report jobs still pending")
+            await asyncio.sleep(0.02)
 
     async def deploy(self, deploy_id: str) -> Deploy:
         deploy = await self.services.deploy_store.get(deploy_id)
