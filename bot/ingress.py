@@ -21,7 +21,7 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.events import EVENT_MODELS
+from bot.events import EVENT_MODELS, Lenient, installation_id_of
 from bot.metrics import Metrics
 from bot.queue import JobQueue, enqueue_in
 from bot.routing import Router
@@ -37,19 +37,17 @@ def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
     """Check GitHub's `sha256=<hex>` HMAC in constant time."""
     if not header or not header.startswith("sha256="):
         return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    expected = hmac.digest(secret, body, hashlib.sha256).hex()
     return hmac.compare_digest(expected, header[7:].strip())
 
 
-def group_for(event: str, data: dict) -> str | None:
+def group_for(model: Lenient) -> str | None:
     """Jobs about one repository (or installation) run in arrival order."""
-    repo = data.get("repository")
-    if isinstance(repo, dict) and repo.get("full_name"):
-        return "repo:" + str(repo["full_name"]).lower()
-    inst = data.get("installation")
-    if isinstance(inst, dict) and inst.get("id") is not None:
-        return f"installation:{inst['id']}"
-    return None
+    repo = getattr(model, "repository", None)
+    if repo is not None:
+        return "repo:" + repo.full_name.lower()
+    installation_id = installation_id_of(model)
+    return f"installation:{installation_id}" if installation_id is not None else None
 
 
 @dataclass(frozen=True)
@@ -84,6 +82,8 @@ class GroupCommitter:
         self.queue = queue
         self._pending: list[tuple[Accepted, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task | None = None
+        self.batches = 0  # commits made, and deliveries in them: their ratio is the batch size
+        self.batched = 0
 
     async def submit(self, item: Accepted) -> bool:
         """Record a delivery and its job durably; True if new, False if a duplicate."""
@@ -95,7 +95,11 @@ class GroupCommitter:
 
     async def _flush(self) -> None:
         while self._pending:
+            # Let requests already read in this loop iteration join the batch.
+            await asyncio.sleep(0)
             batch, self._pending = self._pending, []
+            self.batches += 1
+            self.batched += len(batch)
             try:
                 results = await self.store.run(_record_batch, [item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every waiter must get an answer
@@ -110,8 +114,12 @@ class GroupCommitter:
                 self.queue.notify()
 
 
+def _json(status: int, body: dict) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
 def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
+    return _json(status, {"error": message})
 
 
 class WebhookIngress:
@@ -124,12 +132,17 @@ class WebhookIngress:
         self.metrics = metrics
         self.max_bytes = max_bytes
         self._recent: OrderedDict[str, None] = OrderedDict()
+        self._counters: dict[tuple[str, str], object] = {}
 
     async def handle(self, request: web.Request) -> web.Response:
         """Answer one webhook delivery."""
         event = request.headers.get("X-GitHub-Event")
         outcome, response = await self._handle(request, event)
-        self.metrics.webhooks.labels(event=(event or "none")[:40], outcome=outcome).inc()
+        key = ((event or "none")[:40], outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.webhooks.labels(event=key[0], outcome=outcome)
+        counter.inc()
         return response
 
     async def _handle(self, request: web.Request, event: str | None) -> tuple[str, web.Response]:
@@ -146,39 +159,50 @@ class WebhookIngress:
             return "bad_signature", _error(401, f"missing or invalid {SIGNATURE_HEADER}")
         if not event:
             return "no_event", _error(400, "missing X-GitHub-Event header")
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return "bad_json", _error(400, "body is not valid JSON")
-        if not isinstance(data, dict):
-            return "bad_json", _error(400, "body is not a JSON object")
-        if event == "ping":
-            return "ping", web.json_response({"ok": True, "zen": data.get("zen")})
-        action = data.get("action") if isinstance(data.get("action"), str) else None
+        # Fast path: one pass of pydantic's JSON parser straight into the slim model.
+        model_cls = EVENT_MODELS.get(event) if event != "ping" else None
+        model, invalid = None, None
+        if model_cls is not None:
+            try:
+                model = model_cls.model_validate_json(body)
+            except ValidationError as exc:
+                invalid = exc
+        if model is not None:
+            action = getattr(model, "action", None)
+        else:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return "bad_json", _error(400, "body is not valid JSON")
+            if not isinstance(data, dict):
+                return "bad_json", _error(400, "body is not a JSON object")
+            if event == "ping":
+                return "ping", _json(200, {"ok": True, "zen": data.get("zen")})
+            action = data.get("action") if isinstance(data.get("action"), str) else None
         if not self.router.handles(event, action):
-            return "ignored", web.json_response({"ignored": f"{event}.{action}" if action else event})
+            return "ignored", _json(200, {"ignored": f"{event}.{action}" if action else event})
         delivery = request.headers.get("X-GitHub-Delivery", "").strip()
         if not delivery or len(delivery) > 100:
             return "no_delivery", _error(400, "missing or invalid X-GitHub-Delivery header")
         if delivery in self._recent:
-            return "duplicate", web.json_response({"duplicate": delivery})
-        try:
-            model = EVENT_MODELS[event].model_validate(data)
-        except ValidationError as exc:
-            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors()[:5])
+            return "duplicate", _json(200, {"duplicate": delivery})
+        if model is None:
+            assert invalid is not None
+            fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in invalid.errors()[:5])
             return "bad_payload", _error(400, f"{event} payload lacks or mistypes: {fields}")
-        payload = orjson.dumps(
-            {"event": event, "action": action, "delivery": delivery, "data": model.model_dump(mode="json", exclude_none=True)}
-        )
+        payload = b"".join((
+            b'{"event":', orjson.dumps(event), b',"action":', orjson.dumps(action), b',"delivery":', orjson.dumps(delivery),
+            b',"data":', model.__pydantic_serializer__.to_json(model, exclude_none=True), b"}",
+        ))
         try:
-            fresh = await self.committer.submit(Accepted(delivery, event, action, group_for(event, data), payload))
+            fresh = await self.committer.submit(Accepted(delivery, event, action, group_for(model), payload))
         except Exception:  # noqa: BLE001
             log.exception("could not record delivery %s", delivery)
             return "store_error", _error(503, "could not record the delivery; GitHub may redeliver it")
         self._remember(delivery)
         if not fresh:
-            return "duplicate", web.json_response({"duplicate": delivery})
-        return "accepted", web.json_response({"accepted": delivery}, status=202)
+            return "duplicate", _json(200, {"duplicate": delivery})
+        return "accepted", _json(202, {"accepted": delivery})
 
     def _remember(self, delivery: str) -> None:
         self._recent[delivery] = None
