@@ -35,6 +35,7 @@ async def installation_deleted(event: InstallationEvent, ctx: Context) -> None:
 @router.register("installation", "suspend", "unsuspend")
 async def installation_suspended(event: InstallationEvent, ctx: Context) -> None:
     """A suspended installation deploys nothing until unsuspended."""
+    await ctx.tenants.save_installation(event.installation.model_dump())
     await ctx.tenants.set_flags(event.installation.id, suspended=event.action == "suspend")
     if event.action == "suspend":
         ctx.github.forget_token(event.installation.id)
