@@ -189,7 +189,7 @@ class DeployRunner:
         deploy = await self.services.deploy_store.get(deploy_id)
         build_id = ((deploy.stages.get("build") or {}).get("outputs") or {}).get("build_id") if deploy else None
         aws = self.services.extras.get("aws_steps")
-        if build_id and aws is not None and hasattr(aws, "stop_build"):
+        if build_id and aws is not None:
             try:
                 await aws.stop_build(build_id)
             except Exception:  # noqa: BLE001 - the build ends by itself at worst

@@ -119,3 +119,78 @@ async def test_installation_provisions_the_tenant_identity(deploying):
     role = iam.get_role(RoleName="ed-31337-build")["Role"]
     assert role["Path"] == "/easydeploy/tenants/"
     assert role["PermissionsBoundary"]["PermissionsBoundaryArn"].endswith("easydeploy-tenant-boundary")
+
+
+async def _hold_builds_in_progress(svc, monkeypatch) -> list[str]:
+    """Make every build stay IN_PROGRESS (moto's never do); return the ids that get stopped."""
+    from bot.pipeline.aws import BuildInfo, BuildStatus
+
+    aws = svc.services.extras["aws_steps"]
+    stopped: list[str] = []
+
+    async def in_progress(build_id: str) -> BuildInfo:
+        return BuildInfo(build_id=build_id, status=BuildStatus.IN_PROGRESS, phase="BUILD")
+
+    async def stop_build(build_id: str) -> None:
+        stopped.append(build_id)
+
+    monkeypatch.setattr(aws, "get_build", in_progress)
+    monkeypatch.setattr(aws, "stop_build", stop_build)
+    return stopped
+
+
+async def test_cancelling_a_running_deploy_stops_its_build(deploying, monkeypatch):
+    import asyncio
+
+    from bot.pipeline.testing import commit_files
+
+    owner, repo, _, url, source = deploying.sample
+    sha = commit_files(source, {"README.md": "new build\n"})  # not built before: a real build starts
+    stopped = await _hold_builds_in_progress(deploying, monkeypatch)
+    await deploying.webhook("push", push_payload(owner, repo, sha, url))
+    store = deploying.services.deploy_store
+    for _ in range(500):
+        deploys_now = await store.list_for_repo(owner, repo)
+        if deploys_now and deploys_now[0].stages.get("build", {}).get("outputs", {}).get("build_id"):
+            break
+        await asyncio.sleep(0.02)
+    [deploy] = deploys_now
+    assert deploy.state == "running"
+    await deploying.services.deploys.cancel(deploy.id, "the pull request was closed")
+    await deploying.idle(timeout=30)
+    deploy = await store.get(deploy.id)
+    assert deploy.state == "cancelled" and deploy.result["cancel_reason"] == "the pull request was closed"
+    assert stopped == [deploy.stages["build"]["outputs"]["build_id"]]
+
+
+async def test_restart_mid_build_resumes_without_a_second_build(deploying, monkeypatch, start_service, moto_endpoint, tmp_path):
+    import asyncio
+
+    from bot.pipeline.testing import commit_files
+
+    owner, repo, _, url, source = deploying.sample
+    sha = commit_files(source, {"README.md": "resume me\n"})
+    await _hold_builds_in_progress(deploying, monkeypatch)
+    await deploying.webhook("push", push_payload(owner, repo, sha, url))
+    store = deploying.services.deploy_store
+    for _ in range(500):
+        found = await store.list_for_repo(owner, repo)
+        if found and found[0].stages.get("build", {}).get("outputs", {}).get("build_id"):
+            break
+        await asyncio.sleep(0.02)
+    build_id = found[0].stages["build"]["outputs"]["build_id"]
+    # The process dies: workers stop without finishing (the job stays `running`).
+    await deploying.services.workers.stop(drain_timeout=0)
+    clients = deploying.services.extras["aws_clients"]
+    before = clients.counts()["codebuild.StartBuild"]
+    # A new process on the same store picks the deploy up where it was.
+    again = await start_service(
+        extensions=[PipelineExtension(poll=FAST_POLL, max_attempts=2)], aws_endpoint_url=moto_endpoint,
+        repos_root=tmp_path / "repos", rollout_timeout=10,
+    )
+    await again.idle(timeout=60)
+    [deploy] = await again.services.deploy_store.list_for_repo(owner, repo)
+    assert deploy.state == "succeeded", deploy.result
+    assert deploy.stages["build"]["outputs"]["build_id"] == build_id
+    assert again.services.extras["aws_clients"].counts()["codebuild.StartBuild"] == 0
+    assert clients.counts()["codebuild.StartBuild"] == before

@@ -134,6 +134,10 @@ class AwsSteps(Protocol):
         """Start a build with our buildspec and variables."""
         ...
 
+    async def stop_build(self, build_id: str) -> None:
+        """Stop a running build; an already finished build is left as it is."""
+        ...
+
     async def get_build(self, build_id: str) -> BuildInfo:
         """A build's current status (polled)."""
         ...
@@ -489,6 +493,10 @@ class BotoAwsSteps:
         if not builds:
             return BuildInfo(build_id=build_id, status=BuildStatus.FAULT, phase="build not found")
         return self._build_info(builds[0])
+
+    async def stop_build(self, build_id: str) -> None:
+        """Stop a running build (a cancelled deploy, a closed pull request)."""
+        await asyncio.to_thread(self.c.codebuild.stop_build, id=build_id)
 
     async def build_log_tail(self, names: AppNames, build: BuildInfo, lines: int = 30) -> list[str]:
         """The last lines of a build's CloudWatch log."""
