@@ -30,8 +30,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 # An unprivileged user whose uid/gid match the EFS access point (terraform/efs.tf).
-RUN groupadd --system --gid 10001 easydeploy \
-    && useradd --system --uid 10001 --gid easydeploy --home-dir /var/lib/easydeploy --create-home --shell /usr/sbin/nologin easydeploy \
+RUN groupadd --system --gid 1000 easydeploy \
+    && useradd --system --uid 1000 --gid easydeploy --home-dir /var/lib/easydeploy --create-home --shell /usr/sbin/nologin easydeploy \
     && mkdir -p /mnt/repos \
     && chown easydeploy:easydeploy /mnt/repos
 
@@ -53,7 +53,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     EASYDEPLOY_PORT=3000 \
     EASYDEPLOY_DATA_DIR=/var/lib/easydeploy
 
-USER 10001:10001
+USER 1000:1000
 EXPOSE 3000
 
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \

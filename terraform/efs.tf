@@ -1,6 +1,6 @@
 # EFS holds the checkouts at /mnt/repos: the service clones into it, CodeBuild
-# reads from it. Encrypted at rest with the platform key and in transit (the
-# file system policy refuses non-TLS clients), IAM-authorised, backed up.
+# reads from it. Encrypted at rest with the platform key, backed up; the
+# service mounts it with TLS and IAM through its access point.
 
 resource "aws_efs_file_system" "repos" {
   creation_token   = "${var.name}-repos"
@@ -30,23 +30,23 @@ resource "aws_efs_mount_target" "repos" {
   security_groups = [aws_security_group.efs.id]
 }
 
-# The service's own view of the file system: /repos as uid/gid 10001 (the
-# image's non-root user). Per-tenant access points are created by the
-# pipeline below /repos.
+# The service's own view of the file system: /repos, as uid/gid 1000 (the
+# image's non-root user, and the uid of the pipeline's tenant access points).
+# The file system's root stays root-owned; /repos is created on first mount.
 resource "aws_efs_access_point" "service" {
   file_system_id = aws_efs_file_system.repos.id
 
   posix_user {
-    uid = 10001
-    gid = 10001
+    uid = 1000
+    gid = 1000
   }
 
   root_directory {
     path = "/repos"
     creation_info {
-      owner_uid   = 10001
-      owner_gid   = 10001
-      permissions = "0750"
+      owner_uid   = 1000
+      owner_gid   = 1000
+      permissions = "0755"
     }
   }
 
@@ -58,33 +58,20 @@ resource "aws_efs_file_system_policy" "repos" {
   policy         = data.aws_iam_policy_document.efs_repos.json
 }
 
+# Who can reach a mount target is decided by the EFS security group (the
+# service, CodeBuild and the ECS hosts). CodeBuild mounts with plain NFS, no
+# IAM and no TLS, so the policy cannot require either; what it does is grant
+# no ClientRootAccess to anyone, so root on any client (every build runs as
+# root) is squashed and cannot rewrite files it does not own. The service and
+# the ECS hosts mount with TLS and IAM anyway (service.tf, the user data).
 data "aws_iam_policy_document" "efs_repos" {
   statement {
-    sid       = "DenyUnencryptedTransport"
-    effect    = "Deny"
-    actions   = ["*"]
-    resources = [aws_efs_file_system.repos.arn]
-    principals {
-      type        = "AWS"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-
-  # Mounting needs an identity from this account that its own IAM policy
-  # allows (the service task role, tenant build roles under the boundary,
-  # the ECS hosts' role).
-  statement {
-    sid       = "AccountPrincipalsMount"
+    sid       = "MountThroughMountTargetsWithoutRoot"
     actions   = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
     resources = [aws_efs_file_system.repos.arn]
     principals {
       type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+      identifiers = ["*"]
     }
     condition {
       test     = "Bool"

@@ -33,14 +33,16 @@ data "aws_iam_policy_document" "service_task" {
     }
   }
 
+  # The pipeline keeps its bookkeeping (policy fingerprint, access point) in
+  # easydeploy:* tags on the roles; no other tag keys.
   statement {
     sid       = "TagTenantRoles"
     actions   = ["iam:TagRole"]
     resources = ["${local.tenant_role_arn_prefix}*"]
     condition {
-      test     = "ForAllValues:StringEquals"
+      test     = "ForAllValues:StringLike"
       variable = "aws:TagKeys"
-      values   = local.tenant_tag_keys
+      values   = ["easydeploy:*"]
     }
   }
 
@@ -157,6 +159,7 @@ data "aws_iam_policy_document" "service_task" {
       "logs:CreateLogGroup",
       "logs:PutRetentionPolicy",
       "logs:TagResource",
+      "logs:DescribeLogStreams",
       "logs:GetLogEvents",
       "logs:FilterLogEvents",
     ]
@@ -219,6 +222,19 @@ data "aws_iam_policy_document" "service_task" {
       test     = "StringEquals"
       variable = "ecs:CreateAction"
       values   = ["CreateService", "RegisterTaskDefinition"]
+    }
+  }
+
+  # Release bookkeeping (fingerprint, task definition, scaling) lives in
+  # easydeploy:* tags on the tenant's service.
+  statement {
+    sid       = "TagTenantServices"
+    actions   = ["ecs:TagResource"]
+    resources = [local.tenant_ecs_service_arn]
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "aws:TagKeys"
+      values   = ["easydeploy:*"]
     }
   }
 

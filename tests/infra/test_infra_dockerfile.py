@@ -53,6 +53,8 @@ def test_runs_as_a_non_root_user_with_git_and_a_healthcheck() -> None:
     instructions = _instructions()
     users = [rest for word, rest in instructions if word == "USER"]
     assert users and users[-1].split(":")[0] not in {"root", "0"}
+    # The uid the EFS access point and the pipeline's tenant access points write as.
+    assert users[-1] == "1000:1000"
     runtime = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM") :]
     assert any(w == "RUN" and re.search(r"apt-get install .*\bgit=", r) for w, r in runtime)
     (health,) = [rest for word, rest in instructions if word == "HEALTHCHECK"]

@@ -160,7 +160,10 @@ def test_resource_policies_with_star_give_it_only_to_the_account_or_a_service(tf
         if not _is_allow(st) or "principals" not in st:
             continue
         for principal in st["principals"]:
-            assert "*" not in principal["identifiers"], f"{doc}/{st.get('sid')} allows anyone"
+            if "*" in principal["identifiers"]:
+                # Anyone only through a narrowing condition (EFS: only via a mount target).
+                assert _conditions(st), f"{doc}/{st.get('sid')} allows anyone unconditionally"
+                assert not any(a.endswith(":*") or a == "*" for a in st["actions"]), (doc, st.get("sid"))
         if any(a.endswith(":*") for a in st["actions"]):
             root = [p for p in st["principals"] if p["type"] == "AWS"]
             assert root and all(i.endswith(":root") for p in root for i in p["identifiers"]), (doc, st.get("sid"))
@@ -444,8 +447,12 @@ def test_efs_is_encrypted_backed_up_and_mounted_in_every_private_subnet(tf: Terr
     assert mount["count"] == "${var.az_count}"
     assert mount["subnet_id"] == "${aws_subnet.private[count.index].id}"
     policy = dict(tf.policy_documents())["efs_repos"]
-    deny = [st for st in policy if st.get("effect") == "Deny"]
-    assert deny and _conditions(deny[0])[0]["variable"] == "aws:SecureTransport"
+    granted = {a for st in policy if _is_allow(st) for a in st["actions"]}
+    assert granted == {"elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"}, "no ClientRootAccess: root is squashed"
+    assert all(_conditions(st)[0]["variable"] == "elasticfilesystem:AccessedViaMountTarget" for st in policy)
+    access_point = tf.resource("aws_efs_access_point", "service")
+    assert one(access_point["posix_user"]) == {"uid": 1000, "gid": 1000}
+    assert one(access_point["root_directory"])["path"] == "/repos"
 
 
 def test_every_bucket_is_encrypted_versioned_private_and_expires(tf: Terraform) -> None:
