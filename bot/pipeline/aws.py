@@ -36,6 +36,8 @@ CONTAINER_PORT_PROTOCOL = "tcp"
 CPU_TARGET_PERCENT = 60.0
 ECR_KEEP_IMAGES = 20
 MAX_STOPPED_TASKS = 5
+# Where the checkouts live on the file system; the service mounts this folder at /mnt/repos.
+EFS_REPOS_DIR = "/repos"
 
 
 class BuildStatus(StrEnum):
@@ -253,8 +255,9 @@ class BotoAwsSteps:
             # The client token makes a retried create return the same access point.
             ClientToken=f"ed-{installation_id}",
             FileSystemId=fs,
-            # The tenant sees only its owner folder: /mnt/repos/<owner>/<repo> on the service side.
-            RootDirectory={"Path": f"/{owner}", "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "0755"}},
+            # The tenant sees only its owner folder: /mnt/repos/<owner>/<repo> on the service side,
+            # which mounts the file system's /repos (terraform/efs.tf, the service access point).
+            RootDirectory={"Path": f"{EFS_REPOS_DIR}/{owner}", "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "0755"}},
             PosixUser={"Uid": 1000, "Gid": 1000},
             Tags=_tag_list({"Name": f"ed-{installation_id}", **resource_tags(installation_id, owner)}),
         )
@@ -395,7 +398,7 @@ class BotoAwsSteps:
             "fileSystemLocations": [
                 {
                     "type": "EFS",
-                    "location": f"{self.p.efs_file_system_id}.efs.{self.p.region}.amazonaws.com:/{owner}",
+                    "location": f"{self.p.efs_file_system_id}.efs.{self.p.region}.amazonaws.com:{EFS_REPOS_DIR}/{owner}",
                     "mountPoint": f"/mnt/repos/{owner}",
                     "identifier": "repos",
                     "mountOptions": "nfsvers=4.1,rsize=1048576,wsize=1048576,hard,timeo=600,retrans=2",

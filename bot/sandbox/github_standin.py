@@ -101,6 +101,9 @@ class GitHubStandIn:
         self.check_suites: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.deployments: dict[int, dict[str, Any]] = {}
         self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
+        self.branches: dict[str, dict[str, str]] = {}  # "owner/repo" -> branch -> sha
+        self.commits: dict[str, dict[str, str]] = {}  # "owner/repo" -> ref (tag, branch or sha) -> sha
+        self.lookup_delay = 0.0
         self.token_lifetime = 3600.0
         self._faults: list[Fault] = []
         self._ids = itertools.count(1001)
@@ -115,6 +118,16 @@ class GitHubStandIn:
         inst = FakeInstallation(installation_id, account, account_type, list(repos or []))
         self.installations[installation_id] = inst
         return inst
+
+    def add_commit(self, full_name: str, sha: str, *, branch: str | None = None, tag: str | None = None) -> None:
+        """Make a commit resolvable by SHA, and by branch or tag name."""
+        refs = self.commits.setdefault(full_name.lower(), {})
+        refs[sha] = sha
+        if branch:
+            self.branches.setdefault(full_name.lower(), {})[branch] = sha
+            refs[branch] = sha
+        if tag:
+            refs[tag] = sha
 
     def set_permission(self, full_name: str, login: str, permission: str) -> None:
         """Give `login` a permission (admin, maintain, write, triage, read, none) on a repository."""
@@ -390,6 +403,29 @@ async def _get_user(gh: GitHubStandIn, request: web.Request, m: re.Match[str], c
     return web.json_response({"login": login, "id": abs(hash(login)) % 10**7, "type": "User"})
 
 
+async def _get_commit(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
+    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
+        return err
+    await asyncio.sleep(gh.lookup_delay)
+    refs = gh.commits.get(f"{m['owner']}/{m['repo']}".lower(), {})
+    ref = m["ref"]
+    sha = refs.get(ref) or next((s for s in refs.values() if len(ref) >= 7 and s.startswith(ref.lower())), None)
+    if sha is None:
+        return web.json_response({"message": f"No commit found for SHA: {ref}"}, status=422)
+    return web.json_response({"sha": sha, "commit": {"message": "a commit"},
+                              "html_url": f"{gh.url}/{m['owner']}/{m['repo']}/commit/{sha}"})
+
+
+async def _get_branch(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
+    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
+        return err
+    await asyncio.sleep(gh.lookup_delay)
+    sha = gh.branches.get(f"{m['owner']}/{m['repo']}".lower(), {}).get(m["branch"])
+    if sha is None:
+        return web.json_response({"message": "Branch not found"}, status=404)
+    return web.json_response({"name": m["branch"], "commit": {"sha": sha}, "protected": False})
+
+
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/app"), _get_app),
@@ -406,6 +442,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("POST", re.compile(_REPO + r"/deployments/(?P<id>\d+)/statuses"), _create_deployment_status),
     ("GET", re.compile(_REPO + r"/deployments/(?P<id>\d+)/statuses"), _list_deployment_statuses),
     ("GET", re.compile(_REPO + r"/collaborators/(?P<user>[^/]+)/permission"), _collaborator_permission),
+    ("GET", re.compile(_REPO + r"/branches/(?P<branch>.+)"), _get_branch),
     ("POST", re.compile(r"/login/oauth/access_token"), _oauth_token),
     ("GET", re.compile(r"/user"), _get_user),
 ]
@@ -434,3 +471,5 @@ async def _check_runs_for_ref(gh: GitHubStandIn, request: web.Request, m: re.Mat
 
 
 ROUTES.append(("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/check-runs"), _check_runs_for_ref))
+# A ref may hold slashes (feature/login); the sub-resources of a commit are routed above.
+ROUTES.append(("GET", re.compile(_REPO + r"/commits/(?P<ref>(?!.*/check-(?:suites|runs)$).+)"), _get_commit))

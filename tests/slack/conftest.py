@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,10 +11,8 @@ from urllib.parse import urlencode
 
 import orjson
 import pytest
-from aiohttp import web
 
-from bot.sandbox import github_standin
-from bot.sandbox.github_standin import Call, GitHubStandIn, wait_until
+from bot.sandbox.github_standin import GitHubStandIn, wait_until
 from bot.sandbox.slack_standin import SlackStandIn
 from bot.slack.extension import SlackExtension
 from bot.slack.reporter import SlackRetry
@@ -51,47 +47,13 @@ def signed_headers(body: str, *, timestamp: int | None = None, secret: str = SIG
     }
 
 
-# -- the commit and branch lookups the GitHub stand-in does not serve yet ----------------------------
-
-async def _get_commit(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
-    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
-        return err
-    await asyncio.sleep(getattr(gh, "lookup_delay", 0.0))
-    refs: dict[str, str] = getattr(gh, "commits", {}).get(f"{m['owner']}/{m['repo']}".lower(), {})
-    ref = m["ref"]
-    sha = refs.get(ref) or next((s for s in refs.values() if len(ref) >= 7 and s.startswith(ref.lower())), None)
-    if sha is None:
-        return web.json_response({"message": f"No commit found for SHA: {ref}"}, status=422)
-    return web.json_response({"sha": sha, "commit": {"message": "a commit"}, "html_url": f"{gh.url}/{m['owner']}/{m['repo']}/commit/{sha}"})
-
-
-async def _get_branch(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
-    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
-        return err
-    await asyncio.sleep(getattr(gh, "lookup_delay", 0.0))
-    branch = m["branch"]
-    sha = getattr(gh, "branches", {}).get(f"{m['owner']}/{m['repo']}".lower(), {}).get(branch)
-    if sha is None:
-        return web.json_response({"message": "Branch not found"}, status=404)
-    return web.json_response({"name": branch, "commit": {"sha": sha}, "protected": False})
-
-
-LOOKUP_ROUTES = [
-    ("GET", re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/branches/(?P<branch>.+)"), _get_branch),
-    ("GET", re.compile(r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)/commits/(?P<ref>(?!.*/check-suites$).+)"), _get_commit),
-]
-
-
 @pytest.fixture
 def commit_lookups(github: GitHubStandIn):
-    """Teach the GitHub stand-in acme/web's branches, tags and commits (routes removed afterwards)."""
-    github_standin.ROUTES[:0] = LOOKUP_ROUTES
-    github.branches = {"acme/web": {"main": SHA_MAIN, "feature/login": SHA_FEATURE}}  # type: ignore[attr-defined]
-    github.commits = {"acme/web": {"main": SHA_MAIN, "feature/login": SHA_FEATURE, "v1.0": SHA_TAG,  # type: ignore[attr-defined]
-                                   SHA_MAIN: SHA_MAIN, SHA_TAG: SHA_TAG}}
-    yield github
-    for route in LOOKUP_ROUTES:
-        github_standin.ROUTES.remove(route)
+    """Teach the GitHub stand-in acme/web's branches, tags and commits."""
+    github.add_commit("acme/web", SHA_MAIN, branch="main")
+    github.add_commit("acme/web", SHA_FEATURE, branch="feature/login")
+    github.add_commit("acme/web", SHA_TAG, tag="v1.0")
+    return github
 
 
 @pytest.fixture
