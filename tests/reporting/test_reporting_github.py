@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.deploys import DeployState
 from bot.reporting.checks import MAX_FIELD
-from tests.reporting.conftest import INSTALLATION, OWNER, REPO, SHA_A, SHA_B, SHA_C, stage, stages_done
+from tests.reporting.conftest import INSTALLATION, OWNER, REPO, SHA_A, SHA_B, stage, stages_done
 
 REPO_PATH = f"/repos/{OWNER}/{REPO}"
 APP_URL = "https://hello-world.apps.example.com"
