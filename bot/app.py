@@ -233,5 +233,6 @@ class Extension:
 def default_extensions() -> list[Extension]:
     """The features the service runs with, in order (the pipeline, GitHub reporting, Slack)."""
     from bot.deploy_job import PipelineExtension
+    from bot.slack.extension import SlackExtension
 
-    return [PipelineExtension()]
+    return [PipelineExtension(), SlackExtension()]
