@@ -68,9 +68,12 @@ class Operation:
 
 def _template_regex(template: str) -> re.Pattern[str]:
     parts = re.split(r"(\{[^}]+\})", template)
-    # `{path}` in the contents API spans slashes; every other parameter is one segment.
+    # A path, branch or ref at the end of a template may hold slashes (`feature/x`, `docs/a.md`);
+    # every other parameter is one segment.
+    last = len(parts) - 2 if parts[-1] == "" else -1
     body = "".join(
-        ("(.+)" if p == "{path}" else "([^/]+)") if p.startswith("{") else re.escape(p) for p in parts
+        ("(.+)" if i == last and p in ("{path}", "{branch}", "{ref}") else "([^/]+)") if p.startswith("{") else re.escape(p)
+        for i, p in enumerate(parts)
     )
     return re.compile(body)
 
