@@ -27,14 +27,14 @@ from bot.sandbox import sandbox_github_credentials
 from bot.settings import Settings
 from bot.store import Store
 from bot.tenants import Tenants
-from handlers import installation, push
+from handlers import check_run, installation, pull_request, push
 
 log = logging.getLogger(__name__)
 
 
 def github_router() -> Router:
     """Every webhook handler of the service, combined."""
-    return Router(installation.router, push.router)
+    return Router(installation.router, push.router, pull_request.router, check_run.router)
 
 
 @dataclass
@@ -233,6 +233,7 @@ class Extension:
 def default_extensions() -> list[Extension]:
     """The features the service runs with, in order (the pipeline, GitHub reporting, Slack)."""
     from bot.deploy_job import PipelineExtension
+    from bot.reporting.extension import GitHubReportingExtension
     from bot.slack.extension import SlackExtension
 
-    return [PipelineExtension(), SlackExtension()]
+    return [PipelineExtension(), GitHubReportingExtension(), SlackExtension()]

@@ -19,12 +19,46 @@ from bot.app import Extension, Services
 from bot.deploys import Deploy, DeployState
 from bot.logs import current_deploy
 from bot.pipeline.model import DeployKind, DeployRequest, PipelineDeps, PipelineResult, PlatformResources, PollPolicy, Stage
-from bot.queue import Job
+from bot.queue import Job, RetryLater
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BUILDSPECS_DIR = Path(__file__).resolve().parent.parent / "buildspecs"
+WAIT_FOR_CHECKS_RECHECK = 60.0  # seconds between looks at other check suites while waiting
+CONFIG_FILE = ".easydeploy.yml"
+
+
+async def default_branch_config(github: Any, deploy: Deploy) -> Any:
+    """The repository's `.easydeploy.yml` on its default branch (never an unmerged one), or None."""
+    import base64
+
+    from bot.github import NotFound
+    from bot.pipeline.config import AppConfigError, parse_app_config
+
+    try:
+        data = await github.request(deploy.installation_id, "GET", f"/repos/{deploy.owner}/{deploy.repo}/contents/{CONFIG_FILE}",
+                                    params={"ref": deploy.default_branch})
+    except NotFound:
+        return None
+    if not isinstance(data, dict) or data.get("type") != "file" or "content" not in data:
+        return None
+    try:
+        return parse_app_config(base64.b64decode(data["content"]).decode("utf-8"))
+    except (AppConfigError, UnicodeDecodeError, ValueError):
+        return None  # the source stage reads it again and fails the deploy naming the bad key
+
+
+async def wait_for_checks_gate(github: Any, deploy: Deploy) -> Any:
+    """For a push with `wait_for_checks: true`: the gate on the commit's other check suites, else None."""
+    from bot.reporting.gates import checks_gate
+
+    if deploy.kind != "deploy" or deploy.trigger != "push":
+        return None
+    config = await default_branch_config(github, deploy)
+    if config is None or not config.wait_for_checks:
+        return None
+    return await checks_gate(github, deploy)
 
 
 def platform_from_settings(settings: Settings, account_id: str) -> PlatformResources:
@@ -120,17 +154,16 @@ class DeployRunner:
                 await self._report(deploy.id)
                 return
         if self.gate is not None and deploy.state is not DeployState.RUNNING:
-            verdict = await self.gate(deploy)
-            if verdict is not None:
-                decision, reason, waiting_for = verdict
-                if decision == "wait":
-                    await store.update(deploy.id, state=DeployState.WAITING,
-                                       result={**deploy.result, "waiting_for": waiting_for, "waiting_reason": reason})
-                    await self._report(deploy.id)
-                    return
-                if decision == "cancel":
-                    await self._finish(deploy, DeployState.CANCELLED, {**deploy.result, "cancel_reason": reason})
-                    return
+            gate = await self.gate(deploy)
+            if gate is not None and gate.decision == "wait":
+                await store.update(deploy.id, state=DeployState.WAITING,
+                                   result={**deploy.result, "waiting_for": gate.waiting_for, "waiting_reason": gate.reason})
+                await self._report(deploy.id)
+                # check_suite.completed queues it again at once; this re-check covers a missed event.
+                raise RetryLater(gate.reason, delay=WAIT_FOR_CHECKS_RECHECK)
+            if gate is not None and gate.decision == "cancel":
+                await self._finish(deploy, DeployState.CANCELLED, {**deploy.result, "cancel_reason": gate.reason})
+                return
         await store.update(deploy.id, state=DeployState.RUNNING)
         await self._report(deploy.id)
         task = asyncio.create_task(self._pipeline(deploy))
@@ -256,7 +289,9 @@ class PipelineExtension(Extension):
         from bot.locks import Locks
 
         locks = Locks(services.store)
-        gate = services.extras.get("checks_gate")
+        async def gate(deploy: Deploy) -> Any:
+            return await wait_for_checks_gate(services.github, deploy)
+
         self.runner = DeployRunner(services, deps_for, locks=locks, gate=gate)
         services.extras["deploy_runner"] = self.runner
         services.job_handlers["deploy"] = self.runner.run_job

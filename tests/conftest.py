@@ -135,7 +135,8 @@ class Service:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = await self.services.store.fetchone(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'running' OR (state = 'queued' AND not_before <= strftime('%s','now') + 1)"
+                "SELECT COUNT(*) FROM jobs WHERE state = 'running' OR (state = 'queued' AND not_before <= ?)",
+                (time.time() + 1,),
             )
             if row[0] == 0:
                 return

@@ -9,6 +9,8 @@ and failures can be queued for any route.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import itertools
 import re
 import secrets
@@ -104,6 +106,7 @@ class GitHubStandIn:
         self.branches: dict[str, dict[str, str]] = {}  # "owner/repo" -> branch -> sha
         self.commits: dict[str, dict[str, str]] = {}  # "owner/repo" -> ref (tag, branch or sha) -> sha
         self.lookup_delay = 0.0
+        self.files: dict[tuple[str, str], dict[str, str]] = {}  # ("owner/repo", ref) -> path -> text
         self.token_lifetime = 3600.0
         self._faults: list[Fault] = []
         self._ids = itertools.count(1001)
@@ -128,6 +131,10 @@ class GitHubStandIn:
             refs[branch] = sha
         if tag:
             refs[tag] = sha
+
+    def add_file(self, full_name: str, path: str, text: str, *, ref: str = "main") -> None:
+        """Serve a file's content at a ref (the contents API)."""
+        self.files.setdefault((full_name.lower(), ref), {})[path] = text
 
     def set_permission(self, full_name: str, login: str, permission: str) -> None:
         """Give `login` a permission (admin, maintain, write, triage, read, none) on a repository."""
@@ -426,6 +433,20 @@ async def _get_branch(gh: GitHubStandIn, request: web.Request, m: re.Match[str],
     return web.json_response({"name": m["branch"], "commit": {"sha": sha}, "protected": False})
 
 
+async def _get_contents(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
+    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
+        return err
+    full = f"{m['owner']}/{m['repo']}".lower()
+    text = gh.files.get((full, request.query.get("ref", "main")), {}).get(m["path"])
+    if text is None:
+        return web.json_response({"message": "Not Found", "status": "404"}, status=404)
+    raw = text.encode()
+    return web.json_response({
+        "type": "file", "encoding": "base64", "size": len(raw), "name": m["path"].rsplit("/", 1)[-1], "path": m["path"],
+        "content": base64.b64encode(raw).decode(), "sha": hashlib.sha1(raw).hexdigest(),
+    })
+
+
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/app"), _get_app),
@@ -443,6 +464,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(_REPO + r"/deployments/(?P<id>\d+)/statuses"), _list_deployment_statuses),
     ("GET", re.compile(_REPO + r"/collaborators/(?P<user>[^/]+)/permission"), _collaborator_permission),
     ("GET", re.compile(_REPO + r"/branches/(?P<branch>.+)"), _get_branch),
+    ("GET", re.compile(_REPO + r"/contents/(?P<path>.+)"), _get_contents),
     ("POST", re.compile(r"/login/oauth/access_token"), _oauth_token),
     ("GET", re.compile(r"/user"), _get_user),
 ]

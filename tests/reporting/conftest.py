@@ -47,37 +47,25 @@ async def _deploy_job_played_by_the_test(job: Job) -> None:
 
 
 class DeployOps:
-    """Records the DeployService calls the handlers make that the deploy job's author is adding.
-
-    `cancel_builds` behaves as specified: it ends the PR's unfinished builds (but the newer one)
-    as cancelled and reports them; `resume_waiting` only records.
-    """
+    """Records the DeployService calls the handlers make, then makes them for real."""
 
     def __init__(self, deploys: DeployService) -> None:
         self.deploys = deploys
         self.calls: list[tuple] = []
+        self._real = {name: getattr(deploys, name) for name in ("cancel", "cancel_builds", "resume_waiting")}
 
     async def cancel(self, deploy_id: str, reason: str, superseded_by: str | None = None) -> None:
         self.calls.append(("cancel", deploy_id, reason, superseded_by))
-        deploy = await self.deploys.deploys.get(deploy_id)
-        if deploy is None or deploy.state.finished:
-            return
-        await self.deploys.deploys.update(deploy_id, state=DeployState.CANCELLED, superseded_by=superseded_by,
-                                          result={**deploy.result, "cancel_reason": reason}, finished_at=time.time())
-        await self.deploys.report(await self.deploys.deploys.get(deploy_id))
+        await self._real["cancel"](deploy_id, reason, superseded_by)
 
     async def cancel_builds(self, owner: str, repo: str, pr_number: int, reason: str, *,
                             superseded_by: str | None = None) -> list[str]:
         self.calls.append(("cancel_builds", owner, repo, pr_number, reason, superseded_by))
-        rows = await self.deploys.deploys.store.fetchall(
-            "SELECT id FROM deploys WHERE owner = ? AND repo = ? AND kind = 'build' AND pr_number = ? AND id IS NOT ?"
-            " AND state NOT IN ('succeeded', 'failed', 'cancelled')", (owner, repo, pr_number, superseded_by))
-        for row in rows:
-            await self.cancel(row["id"], reason, superseded_by)
-        return [row["id"] for row in rows]
+        return await self._real["cancel_builds"](owner, repo, pr_number, reason, superseded_by=superseded_by)
 
-    async def resume_waiting(self, owner: str, repo: str, sha: str) -> None:
+    async def resume_waiting(self, owner: str, repo: str, sha: str) -> list[str]:
         self.calls.append(("resume_waiting", owner, repo, sha))
+        return await self._real["resume_waiting"](owner, repo, sha)
 
 
 class ReportingService(Service):
