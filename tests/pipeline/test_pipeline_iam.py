@@ -166,7 +166,7 @@ def test_access_points_root_each_tenant_in_its_own_folder(tenants):
     clients, platform = tenants["clients"], tenants["platform"]
     aps = clients.efs.describe_access_points(FileSystemId=platform.efs_file_system_id)["AccessPoints"]
     roots = sorted(ap["RootDirectory"]["Path"] for ap in aps)
-    assert roots == ["/alice", "/bob"]
+    assert roots == ["/repos/alice", "/repos/bob"]  # the service mounts /repos at /mnt/repos
 
 
 def test_the_evaluator_itself_denies_and_matches_wildcards():
