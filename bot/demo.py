@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -28,9 +29,11 @@ from bot.deploys import Deploy
 from bot.ingress import SIGNATURE_HEADER
 from bot.sandbox import sandbox_github_credentials
 from bot.sandbox.github_standin import GitHubStandIn
+from bot.sandbox.slack_standin import SlackStandIn
 from bot.settings import Settings
+from bot.slack.store import Channel
 
-DEMO_OWNER, DEMO_REPO, DEMO_INSTALLATION = "octo-demo", "hello-flask", 1
+DEMO_OWNER, DEMO_REPO, DEMO_INSTALLATION, DEMO_CHANNEL = "octo-demo", "hello-flask", 1, "C0DEPLOYS"
 SAMPLE_APP = {
     "app.py": (
         "from flask import Flask\n\napp = Flask(__name__)\n\n\n@app.get('/')\ndef index():\n"
@@ -137,7 +140,11 @@ async def run_demo(settings: Settings, *, timeout: float = 120.0, out: TextIO = 
     sha = make_sample_repo(source)
     clone_url = f"file://{source}"
     github.add_installation(DEMO_INSTALLATION, DEMO_OWNER, [repository_json(clone_url)], account_type="Organization")
+    slack = SlackStandIn()
+    await slack.start()
     demo_settings = settings.model_copy(update={
+        "slack_signing_secret": SecretStr(secrets.token_hex(16)), "slack_bot_token": SecretStr(slack.bot_token),
+        "slack_api_url": slack.api_url,
         "github_app_id": creds.app_id, "github_private_key": SecretStr(creds.private_key),
         "github_webhook_secret": SecretStr(creds.webhook_secret), "github_api_url": github.url, "github_web_url": github.url,
         "data_dir": demo_dir, "repos_root": demo_dir / "repos", "state_url": None, "port": 0,
@@ -145,6 +152,8 @@ async def run_demo(settings: Settings, *, timeout: float = 120.0, out: TextIO = 
     printer = StagePrinter(out)
     out.write(f"Easy Deploy demo: {DEMO_OWNER}/{DEMO_REPO} at {sha[:7]}\n")
     services = await build_services(demo_settings, reporters=[printer])
+    # #deploys follows the sample repository, as `/deploy subscribe octo-demo/hello-flask` would do.
+    await services.extras["slack"].store.subscribe(Channel(slack.team_id, DEMO_CHANNEL), DEMO_OWNER, DEMO_REPO, "demo")
     runner = web.AppRunner(create_app(services), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -161,7 +170,9 @@ async def run_demo(settings: Settings, *, timeout: float = 120.0, out: TextIO = 
         deadline = time.monotonic() + timeout
         while not printer.finished and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # the Slack message is updated a moment after the deploy ends
         print_github_calls(github, out)
+        print_slack_messages(slack, out)
         if not printer.finished:
             out.write(f"demo: the deploy did not finish within {timeout:.0f}s\n")
             return 1
@@ -178,6 +189,7 @@ async def run_demo(settings: Settings, *, timeout: float = 120.0, out: TextIO = 
     finally:
         await runner.cleanup()
         await github.stop()
+        await slack.stop()
 
 
 async def send_webhook(http: aiohttp.ClientSession, url: str, secret: bytes, event: str, payload: dict[str, Any]) -> int:
@@ -198,9 +210,31 @@ async def send_webhook(http: aiohttp.ClientSession, url: str, secret: bytes, eve
 def print_github_calls(github: GitHubStandIn, out: TextIO) -> None:
     """Summarise what the service told GitHub."""
     told = [c for c in github.calls if c.method in ("POST", "PATCH") and "/access_tokens" not in c.path]
-    out.write(f"\nWhat GitHub was told ({len(told)} requests):\n")
+    out.write(f"\nWhat GitHub was told ({len(told)} requests; repeats are stage updates of the check run):\n")
+    lines: list[list[Any]] = []
     for call in told:
         body = call.json or {}
         detail = ", ".join(f"{k}={body[k]}" for k in ("name", "status", "conclusion", "state", "environment", "environment_url")
                            if k in body)
-        out.write(f"  {call.method} {call.path} -> {call.status} {detail}\n")
+        line = f"  {call.method} {call.path} -> {call.status} {detail}"
+        if lines and lines[-1][0] == line:
+            lines[-1][1] += 1
+        else:
+            lines.append([line, 1])
+    for line, count in lines:
+        out.write(line + (f"  (x{count})" if count > 1 else "") + "\n")
+
+
+def print_slack_messages(slack: SlackStandIn, out: TextIO) -> None:
+    """Show the live Slack message as it stands at the end."""
+    posted = slack.channel_messages(DEMO_CHANNEL)
+    out.write(f"\nWhat Slack shows in #{DEMO_CHANNEL} ({len(slack.requests('chat.postMessage'))} post, "
+              f"{len(slack.requests('chat.update'))} updates):\n")
+    for message in posted:
+        for block in message.blocks:
+            text = (block.get("text") or {}).get("text") if isinstance(block.get("text"), dict) else None
+            texts = [text] if text else [f.get("text", "") for f in block.get("fields", []) or block.get("elements", [])
+                                         if isinstance(f, dict) and f.get("type") in ("mrkdwn", "plain_text")]
+            for line in texts:
+                for part in str(line).splitlines():
+                    out.write(f"  | {part}\n")

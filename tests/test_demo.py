@@ -17,3 +17,5 @@ async def test_demo_deploys_the_sample_app(tmp_path):
         assert f"{stage:<9} succeeded" in text
     assert "POST /github/webhooks push: 202" in text
     assert "App URL: https://octo-demo-" in text and ".apps.localhost" in text
+    assert "check-runs/" in text and "conclusion=success" in text and "state=success" in text
+    assert "What Slack shows" in text and "Deployed" in text
