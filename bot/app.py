@@ -122,12 +122,32 @@ async def ensure_installation(services: Services, installation_id: int) -> bool:
     return tenant is not None and tenant.active
 
 
+def hostile_repository(model: object) -> str | None:
+    """Why an event's repository names cannot be used as paths and URL parts, or None if they can."""
+    from bot.pipeline.source import validate_owner, validate_repo
+
+    repo = getattr(model, "repository", None)
+    if repo is None:
+        return None
+    try:
+        validate_owner(repo.owner.login)
+        validate_repo(repo.name)
+    except ValueError as exc:
+        return f"repository name refused ({exc})"
+    if repo.full_name.lower() != f"{repo.owner.login}/{repo.name}".lower():
+        return "repository full_name does not match its owner and name"
+    return None
+
+
 async def run_webhook_job(services: Services, job: Job) -> None:
     """Dispatch a recorded delivery to the handlers registered for it."""
     event, action, delivery = job.payload["event"], job.payload.get("action"), job.payload["delivery"]
     token = current_delivery.set(delivery)
     try:
         model = parse_event(event, job.payload["data"])
+        if (problem := hostile_repository(model)) is not None:
+            log.warning("%s.%s ignored: %s", event, action, problem)
+            return
         installation_id = installation_id_of(model)
         if installation_id is not None and event != "installation":
             try:

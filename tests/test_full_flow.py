@@ -120,3 +120,43 @@ async def test_failed_ci_cancels_the_waiting_deploy(product, github):
     await product.idle(timeout=30)
     [run] = check_runs(github, sha)
     assert run["conclusion"] == "cancelled" and "ci" in run["output"]["summary"]
+
+
+async def test_push_to_a_locked_environment_is_held_then_released_by_unlock(product, github):
+    from bot.locks import Locks
+
+    owner, repo, _, url, source = product.sample
+    sha = commit_files(source, {"held.txt": "1\n"})
+    locks = Locks(product.services.store)
+    got, _ = await locks.try_lock(owner, repo, "production", "alice", "release freeze until 5pm")
+    assert got
+    await product.webhook("push", push_payload(owner, repo, sha, url))
+    await product.idle(timeout=30)
+    [deploy] = [d for d in await product.services.deploy_store.list_for_repo(owner, repo) if d.sha == sha]
+    assert deploy.state == "held"
+    [run] = check_runs(github, sha)
+    assert run["status"] == "queued" and "release freeze until 5pm" in run["output"]["summary"]
+    # The holder unlocks (as `/deploy unlock` does): the newest held push runs.
+    await locks.unlock(owner, repo, "production")
+    await product.services.deploys.release_held(owner, repo, "production")
+    await product.idle(timeout=60)
+    assert (await product.services.deploy_store.get(deploy.id)).state == "succeeded"
+    assert check_runs(github, sha)[0]["conclusion"] == "success"
+
+
+@pytest.mark.parametrize("name", ["..", "evil;rm -rf ~", "--upload-pack=touch pwned", "a" * 101])
+async def test_hostile_repository_names_fail_cleanly_and_touch_nothing(product, github, tmp_path, name):
+    owner, _, sha, url, _ = product.sample
+    payload = push_payload(owner, name, sha, url)
+    github.installations[INSTALLATION_ID].repositories.append(
+        {"id": 7, "name": name, "full_name": f"{owner}/{name}", "owner": {"login": owner}})
+    assert (await product.webhook("push", payload)).status == 202
+    await product.idle(timeout=30)
+    # GitHub never sends such names; if something does, nothing is created and nothing is called.
+    assert await product.count("SELECT COUNT(*) FROM deploys") == 0
+    assert await product.count("SELECT COUNT(*) FROM jobs WHERE state = 'done' AND kind = 'webhook'") == 1
+    assert not [c for c in github.calls if name in c.path or "/repos/" in c.path]
+    repos_root = tmp_path / "repos"
+    created = [p for p in repos_root.rglob("*")] if repos_root.exists() else []
+    assert all(p.resolve().is_relative_to(repos_root.resolve()) for p in created)
+    assert not (tmp_path / "pwned").exists() and not any(tmp_path.rglob("pwned"))
