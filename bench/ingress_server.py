@@ -29,12 +29,15 @@ async def service_app(data_dir: str) -> web.Application:
     """The real endpoint: signature, dedupe, durable enqueue (no workers, so jobs stay queued)."""
     from bot.app import build_services, create_app
     from bot.sandbox import generate_private_key
+    from bot.serve import tune_gc
     from bot.settings import Settings
 
     settings = Settings(_env_file=None, data_dir=Path(data_dir), github_app_id=1, github_private_key=generate_private_key(),
                         github_webhook_secret=SECRET)
     services = await build_services(settings, extensions=[])
-    return create_app(services, start_workers=False)
+    app = create_app(services, start_workers=False)
+    tune_gc()  # as `easydeploy serve` does
+    return app
 
 
 def main() -> None:

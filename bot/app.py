@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from pydantic import ValidationError
 
 from bot import __version__
 from bot.context import Context
@@ -144,7 +145,12 @@ async def run_webhook_job(services: Services, job: Job) -> None:
     event, action, delivery = job.payload["event"], job.payload.get("action"), job.payload["delivery"]
     token = current_delivery.set(delivery)
     try:
-        model = parse_event(event, job.payload["data"])
+        try:
+            model = parse_event(event, job.payload["data"])
+        except ValidationError as exc:
+            # Ingress checked the required fields are there; a wrong type is a payload we cannot use.
+            log.warning("%s.%s ignored: payload does not fit the model: %s", event, action, exc.errors()[:3])
+            return
         if (problem := hostile_repository(model)) is not None:
             log.warning("%s.%s ignored: %s", event, action, problem)
             return
@@ -196,7 +202,8 @@ def create_app(services: Services, *, start_workers: bool = True) -> web.Applica
     settings = services.settings
     app = web.Application(client_max_size=settings.max_webhook_bytes)
     app[SERVICES_KEY] = services
-    ingress = WebhookIngress(services.webhook_secret, services.router, GroupCommitter(services.store, services.queue),
+    committer = GroupCommitter(services.store, services.queue)
+    ingress = WebhookIngress(services.webhook_secret, services.router, committer,
                              services.metrics, settings.max_webhook_bytes)
     app.router.add_post("/github/webhooks", ingress.handle)
     app.router.add_get("/healthz", healthz)
@@ -222,6 +229,7 @@ def create_app(services: Services, *, start_workers: bool = True) -> web.Applica
         yield
         if services.workers is not None:
             await services.workers.stop(settings.drain_timeout)
+        committer.close()
         await close_services(services)
 
     app.cleanup_ctx.append(lifecycle)

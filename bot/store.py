@@ -125,6 +125,15 @@ class Store:
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="store-checkpoint", daemon=True)
             self._checkpointer.start()
 
+    def connect(self, *, busy_timeout_ms: int = 5000) -> sqlite3.Connection | None:
+        """A further connection for the calling thread (None for an in-memory store, which has one only)."""
+        if self.path == ":memory:" or self._conn is None:
+            return None
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=True)
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
     def _checkpoint_loop(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=1000")

@@ -139,7 +139,7 @@ async def test_unhandled_action_is_acknowledged_and_ignored(start_service):
 
 async def test_payload_missing_needed_fields_is_400_not_500(start_service):
     svc = await start_service(start_workers=False)
-    resp = await svc.webhook("push", {"ref": "refs/heads/main"})
+    resp = await svc.webhook("push", {"ref": "refs/heads/main", "after": "a" * 40})
     assert resp.status == 400
     assert "repository" in (await resp.json())["error"]
     assert await stored(svc) == (0, 0)

@@ -1,0 +1,58 @@
+"""The slim extraction: only the fields the models declare, required ones enforced, the rest left out."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from bot.events import EVENT_MODELS, PushEvent, parse_event
+from bot.slim import MissingField, NotAnObject, SlimParser, spec_of
+from tests.conftest import webhook_fixture_files
+
+
+def extract(event: str, body: bytes) -> dict:
+    parser = SlimParser()
+    doc = parser.top_level(body)
+    return parser.extract(doc, spec_of(EVENT_MODELS[event]))
+
+
+@pytest.mark.parametrize("path", webhook_fixture_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_slim_fields_validate_as_the_full_payload_does(path):
+    event = path.parent.name
+    body = path.read_bytes()
+    slim = extract(event, body)
+    assert parse_event(event, slim) == parse_event(event, orjson.loads(body))
+    assert len(orjson.dumps(slim)) < len(body)
+
+
+def test_only_declared_fields_are_kept():
+    body = orjson.dumps({"ref": "refs/heads/main", "after": "a" * 40, "commits": [{"id": "x"}] * 50,
+                         "repository": {"id": 1, "name": "r", "full_name": "o/r", "owner": {"login": "o", "avatar_url": "x"},
+                                        "stargazers_count": 5}})
+    slim = extract("push", body)
+    assert "commits" not in slim and "stargazers_count" not in slim["repository"]
+    assert slim["repository"]["owner"] == {"login": "o"}
+
+
+def test_missing_required_field_is_named_with_its_path():
+    with pytest.raises(MissingField) as err:
+        extract("push", orjson.dumps({"ref": "r", "after": "a", "repository": {"id": 1, "name": "r", "full_name": "o/r"}}))
+    assert err.value.path == "repository.owner"
+
+
+@pytest.mark.parametrize("body", [b"{bad", b"[1]", b'"s"', b"", b"\xff"])
+def test_not_an_object_is_refused(body):
+    with pytest.raises(NotAnObject):
+        SlimParser().top_level(body)
+
+
+def test_the_parser_survives_a_document_kept_alive():
+    parser = SlimParser()
+    kept = parser.top_level(b'{"a": {"b": 1}}')["a"]  # a reference outlives the parse
+    assert parser.top_level(b'{"c": 2}').get("c") == 2
+    assert kept is not None
+
+
+def test_spec_follows_the_model():
+    names = {f.key for f in spec_of(PushEvent)}
+    assert {"ref", "after", "repository", "installation"} <= names
