@@ -21,13 +21,12 @@ from typing import Any, TextIO
 
 import aiohttp
 import orjson
-from aiohttp import web
 from pydantic import SecretStr
 
 from bot.app import build_services, create_app
 from bot.deploys import Deploy
 from bot.ingress import SIGNATURE_HEADER
-from bot.sandbox import sandbox_github_credentials
+from bot.sandbox import sandbox_github_credentials, serve_local
 from bot.sandbox.github_standin import GitHubStandIn
 from bot.sandbox.slack_standin import SlackStandIn
 from bot.settings import Settings
@@ -154,13 +153,9 @@ async def run_demo(settings: Settings, *, timeout: float = 120.0, out: TextIO = 
     services = await build_services(demo_settings, reporters=[printer])
     # #deploys follows the sample repository, as `/deploy subscribe octo-demo/hello-flask` would do.
     await services.extras["slack"].store.subscribe(Channel(slack.team_id, DEMO_CHANNEL), DEMO_OWNER, DEMO_REPO, "demo")
-    runner = web.AppRunner(create_app(services), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}/github/webhooks"
-    out.write(f"service listening on http://127.0.0.1:{port} (AWS emulator at {services.extras.get('aws_endpoint')})\n")
+    runner, base_url = await serve_local(create_app(services))
+    url = f"{base_url}/github/webhooks"
+    out.write(f"service listening on {base_url} (AWS emulator at {services.extras.get('aws_endpoint')})\n")
     secret = services.webhook_secret
     try:
         async with aiohttp.ClientSession() as http:

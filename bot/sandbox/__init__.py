@@ -6,6 +6,10 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 SANDBOX_APP_ID = 1
 
@@ -44,3 +48,15 @@ def sandbox_github_credentials(data_dir: Path) -> SandboxGitHubCredentials:
     if not secret_file.exists():
         _write_private(secret_file, secrets.token_hex(20))
     return SandboxGitHubCredentials(SANDBOX_APP_ID, key_file.read_text(), secret_file.read_text().strip())
+
+
+async def serve_local(app: "web.Application", host: str = "127.0.0.1", port: int = 0) -> tuple["web.AppRunner", str]:
+    """Serve an aiohttp app on a loopback port (0: any free one); return its runner and base URL."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://{host}:{bound}"

@@ -24,6 +24,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from bot.sandbox import serve_local
+
 API_PREFIX = "/api/v3"  # GitHub Enterprise Server serves the API under this prefix
 
 
@@ -167,12 +169,7 @@ class GitHubStandIn:
         """Serve on a loopback port; return the base URL."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sock = site._server.sockets[0]  # type: ignore[union-attr]
-        self.url = f"http://{host}:{sock.getsockname()[1]}"
+        self._runner, self.url = await serve_local(app, host, port)
         return self.url
 
     async def stop(self) -> None:

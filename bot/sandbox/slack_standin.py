@@ -17,6 +17,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from bot.sandbox import serve_local
+
 
 @dataclass
 class SlackCall:
@@ -100,12 +102,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_post("/commands/{tail:.*}", self._response_url)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        sock = site._server.sockets[0]  # type: ignore[union-attr]
-        self.url = f"http://{host}:{sock.getsockname()[1]}"
+        self._runner, self.url = await serve_local(app, host, port)
         return self.url
 
     async def stop(self) -> None:
