@@ -23,8 +23,8 @@ serve: setup  ## run the service (sandbox unless configured otherwise)
 doctor: setup  ## print the configuration and check GitHub, Slack and AWS
 	$(BIN)/easydeploy doctor
 
-test: setup  ## the whole suite, infrastructure checks included
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+test: setup  ## the whole suite, infrastructure checks included (the README's test command)
+	$(BIN)/python -m pytest -q
 
 infra-check: setup  ## terraform fmt, HCL parse, checkov, hadolint
 	bash scripts/infra-checks.sh
