@@ -22,7 +22,7 @@ from bot.events import installation_id_of, parse_event
 from bot.github import GitHubApp, GitHubError, RetryPolicy, current_delivery
 from bot.ingress import GroupCommitter, WebhookIngress
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
-from bot.queue import Job, JobHandler, JobQueue, WorkerPool
+from bot.queue import Job, JobHandler, JobQueue, WorkerGroup, WorkerPool
 from bot.routing import Router
 from bot.sandbox import sandbox_github_credentials
 from bot.settings import Settings
@@ -53,7 +53,7 @@ class Services:
     metrics: Metrics
     http: aiohttp.ClientSession
     webhook_secret: bytes
-    workers: WorkerPool | None = None
+    workers: WorkerGroup | None = None
     job_handlers: dict[str, JobHandler] = field(default_factory=dict)
     extensions: list["Extension"] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -175,6 +175,7 @@ async def run_webhook_job(services: Services, job: Job) -> None:
 # -- HTTP ---------------------------------------------------------------------
 
 SERVICES_KEY = web.AppKey("services", Services)
+LONG_JOB_KINDS = ("deploy",)  # jobs that run for minutes get a pool of their own
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -216,10 +217,16 @@ def create_app(services: Services, *, start_workers: bool = True) -> web.Applica
         for extension in services.extensions:
             await extension.started(services)
         if start_workers:
-            services.workers = WorkerPool(
-                services.queue, services.job_handlers, size=settings.workers,
-                on_job_done=lambda job, outcome, secs: services.metrics.job_seconds.labels(job.kind, outcome).observe(secs),
-            )
+            def observe(job: Job, outcome: str, secs: float) -> None:
+                services.metrics.job_seconds.labels(job.kind, outcome).observe(secs)
+
+            # Deploys take minutes; webhooks and reports take milliseconds and must not queue
+            # behind them (a push's check run appears at once even while deploys run).
+            long_kinds = frozenset(LONG_JOB_KINDS) & frozenset(services.job_handlers)
+            short_kinds = frozenset(services.job_handlers) - long_kinds
+            pools = [WorkerPool(services.queue, services.job_handlers, size=settings.workers, on_job_done=observe,
+                                kinds=kinds) for kinds in (short_kinds, long_kinds) if kinds]
+            services.workers = WorkerGroup(*pools)
             services.workers.start()
         log.info(
             "easydeploy %s: mode=%s github=%s aws=%s webhook signature verification enforced",

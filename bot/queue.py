@@ -109,17 +109,18 @@ class JobQueue:
             log.warning("requeued %d job(s) left running by a previous process", count)
         return count
 
-    async def claim(self) -> Job | None:
-        """Take the oldest runnable job whose group has nothing running."""
+    async def claim(self, kinds: frozenset[str] | None = None) -> Job | None:
+        """Take the oldest runnable job (of one of `kinds`, if given) whose group has nothing running."""
+        kind_filter = f" AND kind IN ({','.join('?' * len(kinds))})" if kinds else ""
 
         def _claim(conn: sqlite3.Connection) -> Job | None:
             row = conn.execute(
                 "SELECT id, kind, key, group_key, payload, attempts FROM jobs j"
-                " WHERE state = 'queued' AND not_before <= ?"
+                " WHERE state = 'queued' AND not_before <= ?" + kind_filter +
                 " AND (group_key IS NULL OR NOT EXISTS ("
                 "   SELECT 1 FROM jobs r WHERE r.group_key = j.group_key AND r.state = 'running'))"
                 " ORDER BY id LIMIT 1",
-                (now(),),
+                (now(), *sorted(kinds or ())),
             ).fetchone()
             if row is None:
                 return None
@@ -166,9 +167,11 @@ class WorkerPool:
         size: int = 4,
         idle_poll: float = 1.0,
         on_job_done: Callable[[Job, str, float], None] | None = None,
+        kinds: frozenset[str] | None = None,
     ) -> None:
         self.queue = queue
         self.handlers = handlers
+        self.kinds = kinds  # only these kinds of job (all when None)
         self.size = size
         self.idle_poll = idle_poll
         self.on_job_done = on_job_done
@@ -201,7 +204,7 @@ class WorkerPool:
     async def _loop(self, index: int) -> None:
         while not self._stopping.is_set():
             try:
-                job = await self.queue.claim()
+                job = await self.queue.claim(self.kinds)
             except Exception:  # noqa: BLE001 - a store hiccup must not kill the worker
                 log.exception("worker %d could not claim a job", index)
                 await asyncio.sleep(self.idle_poll)
@@ -240,3 +243,24 @@ class WorkerPool:
         finally:
             if self.on_job_done is not None:
                 self.on_job_done(job, outcome, time.perf_counter() - started)
+
+
+class WorkerGroup:
+    """Pools side by side, so long jobs (deploys) never hold up short ones (webhooks, reports)."""
+
+    def __init__(self, *pools: WorkerPool) -> None:
+        self.pools = pools
+
+    @property
+    def alive(self) -> bool:
+        """True while every pool's workers run."""
+        return all(pool.alive for pool in self.pools)
+
+    def start(self) -> None:
+        """Start every pool."""
+        for pool in self.pools:
+            pool.start()
+
+    async def stop(self, drain_timeout: float) -> None:
+        """Stop every pool, draining them together."""
+        await asyncio.gather(*(pool.stop(drain_timeout) for pool in self.pools))

@@ -128,15 +128,17 @@ class Service:
         return await self.client.post("/github/webhooks", data=body, headers=all_headers)
 
     async def idle(self, timeout: float = 15.0) -> None:
-        """Wait until no job is queued or running."""
+        """Wait until no job that this service can run is queued or running."""
         import asyncio
         import time
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            kinds = sorted(self.services.job_handlers)
             row = await self.services.store.fetchone(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'running' OR (state = 'queued' AND not_before <= ?)",
-                (time.time() + 1,),
+                "SELECT COUNT(*) FROM jobs WHERE (state = 'running' OR (state = 'queued' AND not_before <= ?))"
+                f" AND kind IN ({','.join('?' * len(kinds))})",
+                (time.time() + 1, *kinds),
             )
             if row[0] == 0:
                 return

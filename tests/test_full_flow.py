@@ -160,3 +160,35 @@ async def test_hostile_repository_names_fail_cleanly_and_touch_nothing(product, 
     created = [p for p in repos_root.rglob("*")] if repos_root.exists() else []
     assert all(p.resolve().is_relative_to(repos_root.resolve()) for p in created)
     assert not (tmp_path / "pwned").exists() and not any(tmp_path.rglob("pwned"))
+
+
+async def test_a_running_deploy_does_not_hold_up_webhooks(start_service, github, moto_endpoint, tmp_path, monkeypatch):
+    import asyncio
+
+    from tests.test_deploy_e2e import _hold_builds_in_progress
+
+    svc = await start_service(
+        extensions=[PipelineExtension(poll=FAST_POLL, max_attempts=2), GitHubReportingExtension(retry_base=0.05, retry_cap=0.3)],
+        aws_endpoint_url=moto_endpoint, repos_root=tmp_path / "repos", workers=1,
+    )
+    owner = "busy-" + uuid.uuid4().hex[:6]
+    repos = []
+    for name in ("first", "second"):
+        source = tmp_path / "upstream" / owner / name
+        repos.append((name, commit_files(source, FLASK_APP), f"file://{source}"))
+    github.add_installation(INSTALLATION_ID, owner, [{"id": i, "name": n, "full_name": f"{owner}/{n}", "owner": {"login": owner},
+                                                      "default_branch": "main"} for i, (n, _, _) in enumerate(repos)])
+    await _hold_builds_in_progress(svc, monkeypatch)  # the first deploy's build never ends
+    (first, sha1, url1), (second, sha2, url2) = repos
+    await svc.webhook("push", push_payload(owner, first, sha1, url1))
+    for _ in range(500):
+        if check_runs(github, sha1) and check_runs(github, sha1)[0]["status"] == "in_progress":
+            break
+        await asyncio.sleep(0.02)
+    await svc.webhook("push", push_payload(owner, second, sha2, url2))
+    for _ in range(250):
+        if check_runs(github, sha2):
+            break
+        await asyncio.sleep(0.02)
+    assert check_runs(github, sha2), "the second push waited for the first deploy"
+    assert check_runs(github, sha1)[0]["status"] == "in_progress"
