@@ -64,16 +64,8 @@ class Repository(Lenient):
         return self.default_branch or self.master_branch or "main"
 
 
-class Commit(Lenient):
-    id: str
-    message: str = ""
-    url: str | None = None
-    timestamp: str | None = None
-
-
 class Pusher(Lenient):
     name: str | None = None
-    email: str | None = None
 
 
 class PingEvent(Lenient):
@@ -98,18 +90,15 @@ class InstallationRepositoriesEvent(Lenient):
 
 
 class PushEvent(Lenient):
+    # Only what the push handler reads: pushes are the hot event, and every field here is
+    # extracted on the request path (bot.slim).
     ref: str
-    before: str | None = None
     after: str
-    created: bool = False
     deleted: bool = False
-    forced: bool = False
-    base_ref: str | None = None
     repository: Repository
     installation: InstallationRef | None = None
     pusher: Pusher | None = None
     sender: Account | None = None
-    head_commit: Commit | None = None
 
 
 class PullRequestRepo(Lenient):

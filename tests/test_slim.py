@@ -6,14 +6,14 @@ import orjson
 import pytest
 
 from bot.events import EVENT_MODELS, PushEvent, parse_event
-from bot.slim import MissingField, NotAnObject, SlimParser, spec_of
+from bot.slim import MissingField, NotAnObject, SlimParser, compile_extractor, spec_of
 from tests.conftest import webhook_fixture_files
 
 
 def extract(event: str, body: bytes) -> dict:
     parser = SlimParser()
     doc = parser.top_level(body)
-    return parser.extract(doc, spec_of(EVENT_MODELS[event]))
+    return parser.extract(doc, compile_extractor(spec_of(EVENT_MODELS[event])))
 
 
 @pytest.mark.parametrize("path", webhook_fixture_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -56,3 +56,19 @@ def test_the_parser_survives_a_document_kept_alive():
 def test_spec_follows_the_model():
     names = {f.key for f in spec_of(PushEvent)}
     assert {"ref", "after", "repository", "installation"} <= names
+
+
+@pytest.mark.parametrize("secret", [b"", b"s", b"It's a Secret to Everybody", b"k" * 64, b"k" * 65, bytes(range(256))])
+def test_signature_checker_matches_the_standard_hmac(secret):
+    import hashlib
+    import hmac
+
+    from bot.ingress import SignatureChecker
+
+    body = b'{"zen": "Keep it logically awesome."}'
+    good = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    checker = SignatureChecker(secret)
+    assert checker.valid(body, good) and checker.valid(body, good)  # reusable
+    assert not checker.valid(body + b" ", good)
+    assert not checker.valid(body, good.replace("sha256=", "sha1="))
+    assert not checker.valid(body, None)
