@@ -37,6 +37,7 @@ class Field:
     required: bool
     nested: "Spec | None"  # a model: extract its fields
     many: bool  # a list of models
+    scalar: bool = False  # str, int, float or bool (optional or not): taken as simdjson gives it
 
 
 Spec = tuple[Field, ...]
@@ -58,22 +59,34 @@ def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
     return None, False
 
 
+SCALARS = (str, int, float, bool)
+
+
+def _is_scalar(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(arg is type(None) or _is_scalar(arg) for arg in typing.get_args(annotation))
+    return isinstance(annotation, type) and issubclass(annotation, SCALARS)
+
+
 def spec_of(model: type[BaseModel]) -> Spec:
     """The fields to extract for a model, recursively (computed once per event type)."""
     fields = []
     for name, info in model.model_fields.items():
         nested_model, many = _model_in(info.annotation)
         nested = spec_of(nested_model) if nested_model is not None else None
-        fields.append(Field(info.alias or name, info.is_required(), nested, many))
+        fields.append(Field(info.alias or name, info.is_required(), nested, many, _is_scalar(info.annotation)))
     return tuple(fields)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A simdjson value as plain Python (the `default` for orjson.dumps of extracted fields)."""
     if isinstance(value, _Object):
         return value.as_dict()
     if isinstance(value, _Array):
         return value.as_list()
-    return value
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
 Extractor = typing.Callable[[Any], dict[str, Any]]
@@ -95,6 +108,12 @@ def compile_extractor(spec: Spec) -> Extractor:
             lines.append(f"{pad}{v} = {src}.get({key})")
             lines.append(f"{pad}if {v} is None:")
             lines.append(f"{pad}    " + (f"raise MissingField({path + field.key!r})" if field.required else "pass"))
+            if field.scalar:
+                # An object where a scalar belongs stays a simdjson value: `dumps` turns it
+                # plain, and the model refuses it in the worker.
+                lines.append(f"{pad}else:")
+                lines.append(f"{pad}    {dst}[{key}] = {v}")
+                continue
             lines.append(f"{pad}elif {v}.__class__ is Obj:")
             if field.nested is not None and not field.many:
                 sub = f"d{next(names)}"
@@ -111,7 +130,7 @@ def compile_extractor(spec: Spec) -> Extractor:
             lines.append(f"{pad}    {dst}[{key}] = {v}")  # a scalar (or the wrong type: the model says so later)
 
     emit(spec, "doc", "out", "", "    ")
-    namespace: dict[str, Any] = {"Obj": _Object, "Arr": _Array, "MissingField": MissingField, "plain": _plain}
+    namespace: dict[str, Any] = {"Obj": _Object, "Arr": _Array, "MissingField": MissingField, "plain": plain}
     for field in _list_fields(spec):
         namespace[f"extract_{id(field.nested)}"] = compile_extractor(field.nested)  # type: ignore[arg-type]
     source = "def extract(doc):\n    out = {}\n" + "\n".join(lines) + "\n    return out\n"
