@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import logging
 import sqlite3
-from collections import OrderedDict
 from typing import Any, NamedTuple
 
 import orjson
@@ -30,7 +29,6 @@ from bot.store import Store, now
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
-RECENT_DELIVERIES = 50_000
 DELIVERY_KEY = "delivery:"  # a webhook job's key: the delivery id it was made from
 MAX_BATCH = 500  # deliveries per commit (SQLite allows 32,766 parameters in one statement)
 
@@ -199,7 +197,6 @@ class WebhookIngress:
         self.committer = committer
         self.metrics = metrics
         self.max_bytes = max_bytes
-        self._recent: OrderedDict[str, None] = OrderedDict()
         self._counters: dict[tuple[str, str], object] = {}
         self._parser = SlimParser()
         self._extractors = {event: compile_extractor(spec_of(model)) for event, model in EVENT_MODELS.items()}
@@ -240,8 +237,6 @@ class WebhookIngress:
             return outcome, _json(200, {"ignored": f"{event}.{action}" if action else event})
         if not delivery or len(delivery) > 100:
             return "no_delivery", _error(400, "missing or invalid X-GitHub-Delivery header")
-        if delivery in self._recent:
-            return "duplicate", _json(200, {"duplicate": delivery})
         if outcome == "bad_payload":
             return outcome, _error(400, f"{event} payload lacks {slim}")
         payload = b"".join((
@@ -253,7 +248,6 @@ class WebhookIngress:
         except Exception:  # noqa: BLE001
             log.exception("could not record delivery %s", delivery)
             return "store_error", _error(503, "could not record the delivery; GitHub may redeliver it")
-        self._remember(delivery)
         if not fresh:
             return "duplicate", _json(200, {"duplicate": delivery})
         return "accepted", _json(202, {"accepted": delivery})
@@ -281,8 +275,3 @@ class WebhookIngress:
         except MissingField as exc:
             return "bad_payload", action, exc.path, None
         return "accepted", action, orjson.dumps(slim, default=plain), group_for(slim)
-
-    def _remember(self, delivery: str) -> None:
-        self._recent[delivery] = None
-        if len(self._recent) > RECENT_DELIVERIES:
-            self._recent.popitem(last=False)
