@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 __all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
 
@@ -13,9 +18,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.webhooks = Counter(
-            "easydeploy_webhooks_total", "Webhooks received, by event and outcome", ["event", "outcome"], registry=self.registry
-        )
+        self.webhooks = WebhookTally()
+        self.registry.register(self.webhooks)
         self.job_seconds = Histogram(
             "easydeploy_job_duration_seconds", "Job run time, by kind and outcome", ["kind", "outcome"], registry=self.registry
         )
@@ -28,3 +32,24 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition."""
         return generate_latest(self.registry)
+
+
+class WebhookTally(Collector):
+    """Webhooks by event and outcome: a plain dict bump per request, read at scrape time.
+
+    prometheus_client's labelled Counter takes a lock on every increment; on the webhook hot
+    path (one process, one event loop) a dict is enough.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Tally[tuple[str, str]] = Tally()
+
+    def inc(self, event: str, outcome: str) -> None:
+        """Count one webhook."""
+        self.counts[(event, outcome)] += 1
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily("easydeploy_webhooks", "Webhooks received, by event and outcome", labels=["event", "outcome"])
+        for (event, outcome), count in sorted(self.counts.items()):
+            family.add_metric([event, outcome], count)
+        yield family

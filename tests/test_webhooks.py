@@ -190,6 +190,15 @@ async def test_metrics_count_webhooks_by_event_and_outcome(start_service):
     assert "easydeploy_queue_depth" in text
 
 
+async def test_metrics_do_not_take_event_names_from_strangers(start_service):
+    svc = await start_service(start_workers=False)
+    for i in range(5):
+        await svc.client.post("/github/webhooks", data=b"{}", headers={"X-GitHub-Event": f"made-up-{i}"})
+    text = await (await svc.client.get("/metrics")).text()
+    assert "made-up" not in text
+    assert 'easydeploy_webhooks_total{event="other",outcome="bad_signature"} 5.0' in text
+
+
 async def test_push_to_default_branch_records_a_deploy(service, github):
     payload = load_webhook("push")
     add_fixture_installation(github, payload)
