@@ -140,7 +140,7 @@ class DeployRunner:
             current_deploy.reset(token)
 
     async def _run(self, deploy_id: str) -> None:
-        store, service = self.services.deploy_store, self.services.deploys
+        store = self.services.deploy_store
         deploy = await store.get(deploy_id)
         if deploy is None or deploy.state.finished or deploy.state is DeployState.HELD:
             return

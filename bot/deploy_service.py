@@ -94,11 +94,8 @@ class DeployService:
         target = await self.deploys.store.run(rollback_target_in, owner, repo, environment, to_sha)
         if target is None:
             return None
-        return DeployIntent(
-            installation_id=target.installation_id, owner=target.owner, repo=target.repo, sha=target.sha, ref=target.ref,
-            default_branch=target.default_branch, clone_url=target.clone_url, environment=environment, kind="rollback",
-            trigger=trigger, actor=actor, rollback_task_definition=target.result["task_definition_arn"],
-        )
+        return target.intent(environment=environment, kind="rollback", trigger=trigger, actor=actor, untrusted=False,
+                             pr_number=None, rollback_task_definition=target.result["task_definition_arn"])
 
     async def provision_tenant(self, installation_id: int, owner: str) -> None:
         """Create the tenant's AWS identity (when a pipeline is configured)."""

@@ -142,10 +142,18 @@ class Deploy:
 
     @property
     def group_key(self) -> str:
-        return DeployIntent(
-            self.installation_id, self.owner, self.repo, self.sha, self.ref, self.default_branch, self.clone_url,
-            self.environment, self.kind, Trigger(self.trigger), self.actor, self.untrusted, self.pr_number,
-        ).group_key
+        return self.intent().group_key
+
+    def intent(self, **changes: Any) -> DeployIntent:
+        """The intent this deploy was asked for with, `changes` applied (to ask for it again, or differently)."""
+        values: dict[str, Any] = dict(
+            installation_id=self.installation_id, owner=self.owner, repo=self.repo, sha=self.sha, ref=self.ref,
+            default_branch=self.default_branch, clone_url=self.clone_url, environment=self.environment, kind=self.kind,
+            trigger=Trigger(self.trigger), actor=self.actor, untrusted=self.untrusted, pr_number=self.pr_number,
+            rollback_task_definition=self.rollback_task_definition,
+        )
+        values.update(changes)
+        return DeployIntent(**values)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Deploy":

@@ -431,7 +431,7 @@ class BotoAwsSteps:
                     raise
         try:
             self.c.codebuild.update_project(**spec)
-        except ClientError as exc:
+        except ClientError:
             # moto does not implement UpdateProject; recreate the project there.
             if not self.emulator:
                 raise

@@ -151,7 +151,7 @@ def _noun(deploy: Deploy) -> str:
 
 def check_title(deploy: Deploy, newer_sha: str | None = None) -> str:
     """The one-line title of the check run output."""
-    noun, result = _noun(deploy), deploy.result or {}
+    noun = _noun(deploy)
     match deploy.state:
         case DeployState.QUEUED:
             return f"{noun} queued"

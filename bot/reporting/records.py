@@ -24,12 +24,8 @@ def latest_of_commit_in(conn: sqlite3.Connection, owner: str, repo: str, sha: st
 def again_intent(deploy: Deploy, *, trigger: Trigger, actor: str | None, kind: str | None = None) -> DeployIntent:
     """The intent that runs a recorded deploy again (as `kind`, by default the same kind)."""
     kind = kind or deploy.kind
-    return DeployIntent(
-        installation_id=deploy.installation_id, owner=deploy.owner, repo=deploy.repo, sha=deploy.sha, ref=deploy.ref,
-        default_branch=deploy.default_branch, clone_url=deploy.clone_url, environment=deploy.environment, kind=kind,
-        trigger=trigger, actor=actor, untrusted=deploy.untrusted, pr_number=deploy.pr_number,
-        rollback_task_definition=deploy.rollback_task_definition if kind == "rollback" else None,
-    )
+    return deploy.intent(kind=kind, trigger=trigger, actor=actor,
+                         rollback_task_definition=deploy.rollback_task_definition if kind == "rollback" else None)
 
 
 def same_repository(deploy: Deploy, installation_id: int | None, full_name: str) -> bool:
