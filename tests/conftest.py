@@ -88,6 +88,17 @@ async def github(app_private_key: str) -> AsyncIterator[GitHubStandIn]:
     await gh.stop()
 
 
+@pytest.fixture(autouse=True)
+def _github_requests_conform(request):
+    """Wherever the GitHub stand-in served a test, every request matches GitHub's REST description and auth rules."""
+    github = request.getfixturevalue("github") if "github" in request.fixturenames else None
+    yield
+    if github is not None and not request.node.get_closest_marker("nonconforming_requests"):
+        from tests.github_openapi import assert_conforms
+
+        assert_conforms(github, allow_not_rest=True)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path, github: GitHubStandIn, app_private_key: str) -> Callable[..., Settings]:
     """Settings pointing at the stand-in and a temp data dir; keyword overrides win."""

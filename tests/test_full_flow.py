@@ -1,6 +1,7 @@
-"""The whole product through its real endpoints: push → pipeline on moto → check run, deployment and Slack message.
+"""The whole product through its real endpoints: push → pipeline on moto → check run and deployment.
 
-Every request the service makes to GitHub is validated against GitHub's REST description.
+Every request the service makes to GitHub is validated against GitHub's REST description
+(the autouse fixture in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from bot.pipeline.aws import BuildInfo, BuildStatus
 from bot.pipeline.testing import FLASK_APP, commit_files
 from bot.reporting.extension import GitHubReportingExtension
 from tests.conftest import INSTALLATION_ID
-from tests.github_openapi import assert_conforms
 from tests.test_deploy_e2e import FAST_POLL, push_payload
 
 
@@ -31,8 +31,7 @@ async def product(start_service, github, moto_endpoint, tmp_path):
     github.add_installation(INSTALLATION_ID, owner, [{"id": 99, "name": repo, "full_name": f"{owner}/{repo}",
                                                       "owner": {"login": owner}, "default_branch": "main"}])
     svc.sample = (owner, repo, sha, f"file://{source}", source)  # type: ignore[attr-defined]
-    yield svc
-    assert_conforms(github)
+    return svc  # every request it makes to GitHub is checked against GitHub's REST description (conftest)
 
 
 def check_runs(github, sha: str) -> list[dict]:
