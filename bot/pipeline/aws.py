@@ -38,6 +38,8 @@ ECR_KEEP_IMAGES = 20
 MAX_STOPPED_TASKS = 5
 # Where the checkouts live on the file system; the service mounts this folder at /mnt/repos.
 EFS_REPOS_DIR = "/repos"
+# get_build's phase for a build AWS does not know (an emulator that restarted, a deleted project).
+BUILD_NOT_FOUND = "build not found"
 
 
 class BuildStatus(StrEnum):
@@ -494,7 +496,7 @@ class BotoAwsSteps:
     def _get_build(self, build_id: str) -> BuildInfo:
         builds = self.c.codebuild.batch_get_builds(ids=[build_id]).get("builds", [])
         if not builds:
-            return BuildInfo(build_id=build_id, status=BuildStatus.FAULT, phase="build not found")
+            return BuildInfo(build_id=build_id, status=BuildStatus.FAULT, phase=BUILD_NOT_FOUND)
         return self._build_info(builds[0])
 
     async def stop_build(self, build_id: str) -> None:

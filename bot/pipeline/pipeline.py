@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from bot.pipeline import policies
 from bot.pipeline.aws import (
+    BUILD_NOT_FOUND,
     TAG_RELEASE_FP,
     TAG_RELEASE_TD,
     TAG_SCALING,
@@ -252,10 +253,15 @@ class _Run:
     async def build(self) -> str:
         outputs = self.out(Stage.BUILD)
         build_id = outputs.get("build_id")
+        info = None
         if build_id:
             # A worker restarted mid-build: watch the build it started instead of starting another.
             info = await self.aws.get_build(build_id)
-        else:
+            if info.status == BuildStatus.FAULT and info.phase == BUILD_NOT_FOUND:
+                # AWS has no such build (in the sandbox: the emulator restarted with the service).
+                log.warning("deploy %s: build %s is gone; starting a new one", self.req.deploy_id, build_id)
+                info = None
+        if info is None:
             existing = await self.aws.find_image(self.names, self.req.sha)
             if existing:
                 await self.put(Stage.BUILD, image_uri=existing, reused_image=True)

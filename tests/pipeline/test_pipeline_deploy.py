@@ -508,3 +508,19 @@ async def test_the_build_uses_the_platform_buildspec_its_variables_and_a_locked_
     assert sent["networkConfiguration"]["awsvpcConfiguration"]["subnets"] == platform.private_subnet_ids
     assert sent["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
     assert sent["loadBalancers"][0]["targetGroupArn"] == result.stages["release"]["outputs"]["target_group_arn"]
+
+
+async def test_resume_with_a_build_aws_no_longer_knows_starts_a_new_one(clients, platform, source, tmp_path):
+    repo, sha = source
+    steps = CrashAfter(clients, platform, emulator=True, crash_in="build")
+    progress = RecordingProgress()
+    deps = fast_deps(steps, platform, tmp_path / "repos")
+    with pytest.raises(Crash):
+        await run_pipeline(request_for(repo, sha), deps, progress)
+    saved = progress.updates[-1][1]
+    # The emulator restarted with the service: the build this deploy started is gone.
+    saved["build"]["outputs"]["build_id"] = "ed-gone:00000000-0000-0000-0000-000000000000"
+    steps.crash_in = ""
+    result = await run_pipeline(request_for(repo, sha), deps, RecordingProgress(), resume=saved)
+    assert result.ok, result.failure  # not "the build fault in phase build not found"
+    assert result.stages["build"]["state"] == "succeeded"
