@@ -20,7 +20,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.deploys import DeployIntent, DeployRequested, Trigger
 from bot.github import GitHubError
 from bot.locks import Lock, Locks
-from bot.slack.access import Refused, find_repo, needed_access, require_access, resolve_ref
+from bot.slack.access import Refused, clone_url_of, find_repo, needed_access, require_access, resolve_ref
 from bot.slack.commands import Command, CommandKind, RepoName, help_text, parse_command
 from bot.slack.identity import GitHubLinker, linking_configured
 from bot.slack.messages import REDEPLOY_ACTION, ROLLBACK_ACTION, escape, history_message, lock_text, status_message
@@ -207,7 +207,7 @@ class SlackDeploy:
             sha, ref, default_branch = await resolve_ref(self.services.github, repo, cmd.ref)
             intent = DeployIntent(
                 installation_id=repo.installation_id, owner=repo.owner, repo=repo.name, sha=sha, ref=ref,
-                default_branch=default_branch, clone_url=f"{self.web_url}/{repo.owner}/{repo.name}.git",
+                default_branch=default_branch, clone_url=await clone_url_of(self.services.github, repo, self.web_url),
                 environment=env, trigger=Trigger.SLACK, actor=login,
             )
             return await self.requested(await self.services.deploys.request(intent, key), caller)
@@ -303,10 +303,6 @@ class SlackDeploy:
         if cmd.kind is CommandKind.ROLLBACK:
             return await self.rollback(repo, deploy.environment, login, caller, key, None, Trigger.BUTTON)
         await self.check_lock(repo, deploy.environment, login)
-        intent = DeployIntent(
-            installation_id=repo.installation_id, owner=repo.owner, repo=repo.name, sha=deploy.sha, ref=deploy.ref,
-            default_branch=deploy.default_branch, clone_url=deploy.clone_url, environment=deploy.environment,
-            kind=deploy.kind, trigger=Trigger.BUTTON, actor=login, rollback_task_definition=deploy.rollback_task_definition,
-        )
+        intent = deploy.intent(trigger=Trigger.BUTTON, actor=login, untrusted=False, pr_number=None)
         return await self.requested(await self.services.deploys.request(intent, key), caller)
 

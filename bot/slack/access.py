@@ -140,6 +140,13 @@ async def resolve_ref(github: GitHubApp, repo: RepoRecord, ref: str | None) -> t
     return str(commit["sha"]), f"refs/tags/{tag}", default
 
 
+async def clone_url_of(github: GitHubApp, repo: RepoRecord, web_url: str) -> str:
+    """The repository's clone URL as GitHub gives it (Enterprise Server and the sandbox differ from github.com)."""
+    body = await _get_or_none(github, repo, f"/repos/{repo.owner}/{repo.name}")
+    url = (body or {}).get("clone_url")
+    return url if isinstance(url, str) and url else f"{web_url}/{repo.owner}/{repo.name}.git"
+
+
 async def _get_or_none(github: GitHubApp, repo: RepoRecord, path: str) -> dict[str, Any] | None:
     try:
         body = await github.request(repo.installation_id, "GET", path)

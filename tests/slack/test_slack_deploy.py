@@ -8,7 +8,7 @@ import pytest
 
 from bot.deploys import DeployState
 from bot.slack.messages import REDEPLOY_ACTION, ROLLBACK_ACTION
-from tests.slack.conftest import CHANNEL, INSTALLATION, SHA_FEATURE, SHA_MAIN, SHA_TAG, TEAM
+from tests.slack.conftest import CHANNEL, INSTALLATION, REPO, SHA_FEATURE, SHA_MAIN, SHA_TAG, TEAM
 
 
 async def linked(slack_service, *, permission: str = "write", login: str = "octocat", user: str = "U0ALICE", **kw):
@@ -30,7 +30,7 @@ async def test_deploy_the_default_branch_to_production(slack_service, github):
     [d] = await deploys(h)
     assert (d["owner"], d["repo"], d["sha"], d["ref"], d["environment"]) == ("acme", "web", SHA_MAIN, "refs/heads/main", "production")
     assert (d["trigger"], d["actor"], d["installation_id"], d["default_branch"]) == ("slack", "octocat", INSTALLATION, "main")
-    assert d["clone_url"] == f"{github.url}/acme/web.git"
+    assert d["clone_url"] == REPO["clone_url"]  # as GitHub describes the repository
     assert d["key"].startswith(f"slack-cmd:{TEAM}:")
     assert await h.svc.count("SELECT COUNT(*) FROM jobs WHERE kind = 'deploy'") == 1
     # the permission was asked with the installation token
