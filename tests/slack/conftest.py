@@ -161,14 +161,14 @@ class SlackHarness:
 def slack_service(start_service, slack: SlackStandIn, github: GitHubStandIn, commit_lookups):
     """Start a service with the Slack feature, acme/web installed and enabled: `await slack_service()`."""
 
-    async def _start(*, install: bool = True, **overrides: Any) -> SlackHarness:
+    async def _start(*, install: bool = True, extensions: list | None = None, **overrides: Any) -> SlackHarness:
         settings: dict[str, Any] = dict(
             slack_signing_secret=SIGNING_SECRET, slack_bot_token=slack.bot_token, slack_api_url=slack.api_url,
             github_client_id=github.client_id, github_client_secret=github.client_secret,
             public_url="https://easydeploy.example", start_workers=False,
         )
         settings.update(overrides)
-        svc = await start_service(extensions=[SlackExtension(retry=FAST_SLACK)], **settings)
+        svc = await start_service(extensions=extensions or [SlackExtension(retry=FAST_SLACK)], **settings)
         if install:
             inst = github.add_installation(INSTALLATION, "acme", [REPO], account_type="Organization")
             await svc.services.tenants.save_installation(inst.as_json(), [REPO])
