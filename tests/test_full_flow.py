@@ -191,3 +191,22 @@ async def test_a_running_deploy_does_not_hold_up_webhooks(start_service, github,
         await asyncio.sleep(0.02)
     assert check_runs(github, sha2), "the second push waited for the first deploy"
     assert check_runs(github, sha1)[0]["status"] == "in_progress"
+
+
+async def test_a_bug_inside_the_service_ends_the_check_run_as_internal_error(product, github, monkeypatch):
+    owner, repo, _, url, source = product.sample
+    sha = commit_files(source, {"bug.txt": "1\n"})
+    aws = product.services.extras["aws_steps"]
+
+    async def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(aws, "find_image", broken)
+    await product.webhook("push", push_payload(owner, repo, sha, url))
+    await product.idle(timeout=60)
+    [deploy] = [d for d in await product.services.deploy_store.list_for_repo(owner, repo) if d.sha == sha]
+    [run] = check_runs(github, sha)
+    assert run["status"] == "completed" and run["conclusion"] == "failure"
+    assert "internal error" in run["output"]["summary"] and deploy.id in run["output"]["summary"]
+    [dep] = [d for d in github.deployments.values() if d["sha"] == sha]
+    assert github.deployment_statuses[dep["id"]][-1]["state"] == "error"
