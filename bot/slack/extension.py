@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.app import Extension
@@ -48,16 +49,30 @@ def build_bolt_app(settings: Settings, client: AsyncWebClient) -> AsyncApp | Non
 class SlackEvents:
     """POST /slack/events: Bolt on our own aiohttp route (the two-function adapter)."""
 
-    def __init__(self, bolt: AsyncApp | None) -> None:
+    def __init__(self, bolt: AsyncApp | None, signing_secret: str | None = None) -> None:
         self.bolt = bolt
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def handle(self, request: web.Request) -> web.Response:
         """Verify, dispatch to the listeners, and answer with what they acknowledged."""
-        if self.bolt is None:
+        if self.bolt is None or self.verifier is None:
             return web.json_response({"error": NOT_CONFIGURED}, status=503)
         if (request.content_length or 0) > MAX_SLACK_BODY:
             return web.json_response({"error": "request body too large"}, status=413)
-        return await to_aiohttp_response(await self.bolt.async_dispatch(await to_bolt_request(request)))
+        try:
+            body = await request.text()
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"error": "request body too large"}, status=413)
+        # Checked here as well as in Bolt: Bolt parses the body before it verifies, and a
+        # malformed body from a stranger must get 401, not a parser's error.
+        if not self.verifier.is_valid(body, request.headers.get("X-Slack-Request-Timestamp", ""),
+                                      request.headers.get("X-Slack-Signature", "")):
+            return web.json_response({"error": "invalid Slack signature or timestamp"}, status=401)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except ValueError:  # json.JSONDecodeError included: a `payload` that is not JSON
+            return web.json_response({"error": "malformed Slack request"}, status=400)
+        return await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
 
 
 @dataclass
@@ -98,7 +113,7 @@ class SlackExtension(Extension):
         reporter = SlackReporter(store, client, settings.github_web_url, retry=self.retry) if token else None
         if reporter is not None:
             services.deploys.reporters.append(reporter)
-        services.extras["slack"] = SlackFeature(store, locks, client, linker, commands, SlackEvents(bolt), reporter)
+        services.extras["slack"] = SlackFeature(store, locks, client, linker, commands, SlackEvents(bolt, settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None), reporter)
         services.extras["locks"] = locks
 
     def routes(self, app: web.Application, services: "Services") -> None:

@@ -174,3 +174,38 @@ def test_signature_helper_matches_slacks_documented_example():
     assert slack_signature(body, 1531420618, "8f742231b10e8888abcd99yyyzzz85a5") == \
         "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
     assert SIGNING_SECRET == "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+async def test_malformed_requests_get_clear_errors_and_change_nothing(slack_service):
+    from tests.slack.conftest import signed_headers
+
+    h = await slack_service()
+    cases = {
+        "not a form": "%%%",
+        "payload is not JSON": "payload=%7Bnot-json",
+        "unknown interaction": "payload=" + '{"type": "view_submission"}',
+        "no command": "team_id=T0001&user_id=U0ALICE",
+    }
+    for name, body in cases.items():
+        resp = await h.client.post("/slack/events", data=body.encode(), headers=signed_headers(body))
+        assert resp.status < 500, (name, resp.status, await resp.text())
+        if name == "payload is not JSON":
+            assert resp.status == 400 and "malformed" in (await resp.json())["error"]
+    assert await h.svc.count("SELECT COUNT(*) FROM deploys") == 0
+    assert h.slack.requests("chat.postMessage") == []
+
+
+async def test_a_malformed_body_from_a_stranger_is_401_not_a_parse_error(slack_service):
+    h = await slack_service()
+    resp = await h.client.post("/slack/events", data=b"payload=%7Bnot-json",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 401
+
+
+async def test_an_oversized_body_is_refused(slack_service):
+    from tests.slack.conftest import signed_headers
+
+    h = await slack_service(max_webhook_bytes=10_000)
+    body = "text=" + "x" * 20_000
+    resp = await h.client.post("/slack/events", data=body.encode(), headers=signed_headers(body))
+    assert resp.status == 413
