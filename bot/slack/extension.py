@@ -65,8 +65,8 @@ class SlackEvents:
             return web.json_response({"error": "request body too large"}, status=413)
         # Checked here as well as in Bolt: Bolt parses the body before it verifies, and a
         # malformed body from a stranger must get 401, not a parser's error.
-        if not self.verifier.is_valid(body, request.headers.get("X-Slack-Request-Timestamp", ""),
-                                      request.headers.get("X-Slack-Signature", "")):
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not timestamp.isdigit() or not self.verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature", "")):
             return web.json_response({"error": "invalid Slack signature or timestamp"}, status=401)
         try:
             bolt_request = await to_bolt_request(request)

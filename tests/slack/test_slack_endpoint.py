@@ -197,9 +197,10 @@ async def test_malformed_requests_get_clear_errors_and_change_nothing(slack_serv
 
 async def test_a_malformed_body_from_a_stranger_is_401_not_a_parse_error(slack_service):
     h = await slack_service()
-    resp = await h.client.post("/slack/events", data=b"payload=%7Bnot-json",
-                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert resp.status == 401
+    for headers in ({}, {"X-Slack-Request-Timestamp": "yesterday", "X-Slack-Signature": "v0=00"}):
+        resp = await h.client.post("/slack/events", data=b"payload=%7Bnot-json",
+                                   headers={"Content-Type": "application/x-www-form-urlencoded", **headers})
+        assert resp.status == 401
 
 
 async def test_an_oversized_body_is_refused(slack_service):
