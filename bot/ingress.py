@@ -33,11 +33,6 @@ DELIVERY_KEY = "delivery:"  # a webhook job's key: the delivery id it was made f
 MAX_BATCH = 500  # deliveries per commit (SQLite allows 32,766 parameters in one statement)
 
 
-def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
-    """Check GitHub's `sha256=<hex>` HMAC in constant time."""
-    return SignatureChecker(secret).valid(body, header)
-
-
 class SignatureChecker:
     """HMAC-SHA256 with the key's inner and outer pads hashed once, not per request (RFC 2104)."""
 
@@ -121,8 +116,6 @@ class GroupCommitter:
         self._pending: list[tuple[Accepted, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task | None = None
         self._conn: sqlite3.Connection | None = None
-        self.batches = 0  # commits made, and deliveries in them: their ratio is the batch size
-        self.batched = 0
 
     async def submit(self, item: Accepted) -> bool:
         """Record a delivery and its job durably; True if new, False if a duplicate."""
@@ -162,8 +155,6 @@ class GroupCommitter:
             await asyncio.sleep(0)
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             items = [item for item, _ in batch]
-            self.batches += 1
-            self.batched += len(batch)
             try:
                 results = self._commit_here(items)
                 if results is None:
