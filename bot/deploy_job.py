@@ -8,7 +8,9 @@ twice) and a reporter that missed an update can catch up from the record.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,22 @@ from aiohttp import web
 
 from bot.app import Extension, Services
 from bot.deploys import Deploy, DeployState
+from bot.github import GitHubError, NotFound
+from bot.locks import LOCKS_SCHEMA, Locks, lock_holds_deploy
 from bot.logs import current_deploy
-from bot.pipeline.model import DeployKind, DeployRequest, PipelineDeps, PipelineResult, PlatformResources, PollPolicy, Stage
+from bot.pipeline.config import AppConfigError, parse_app_config
+from bot.pipeline.model import (
+    DeployKind,
+    DeployRequest,
+    PipelineDeps,
+    PipelineResult,
+    PlatformResources,
+    PollPolicy,
+    Stage,
+)
+from bot.pipeline.pipeline import StageFailed, ensure_tenant, run_pipeline
 from bot.queue import Job, RetryLater
+from bot.reporting.gates import Gate, checks_gate
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,11 +46,6 @@ CONFIG_FILE = ".easydeploy.yml"
 
 async def default_branch_config(github: Any, deploy: Deploy) -> Any:
     """The repository's `.easydeploy.yml` on its default branch (never an unmerged one), or None."""
-    import base64
-
-    from bot.github import NotFound
-    from bot.pipeline.config import AppConfigError, parse_app_config
-
     try:
         data = await github.request(deploy.installation_id, "GET", f"/repos/{deploy.owner}/{deploy.repo}/contents/{CONFIG_FILE}",
                                     params={"ref": deploy.default_branch})
@@ -49,10 +59,8 @@ async def default_branch_config(github: Any, deploy: Deploy) -> Any:
         return None  # the source stage reads it again and fails the deploy naming the bad key
 
 
-async def wait_for_checks_gate(github: Any, deploy: Deploy) -> Any:
+async def wait_for_checks_gate(github: Any, deploy: Deploy) -> Gate | None:
     """For a push with `wait_for_checks: true`: the gate on the commit's other check suites, else None."""
-    from bot.reporting.gates import checks_gate
-
     if deploy.kind != "deploy" or deploy.trigger != "push":
         return None
     config = await default_branch_config(github, deploy)
@@ -126,7 +134,7 @@ class DeployRunner:
         self.services = services
         self.deps_for = deps_for  # (Deploy) -> PipelineDeps
         self.locks = locks
-        self.gate = gate  # async (Deploy) -> (decision, reason, waiting_for) | None
+        self.gate = gate  # async (Deploy) -> bot.reporting.gates.Gate | None
         self.running: dict[str, asyncio.Task] = {}
         self.cancel_reasons: dict[str, tuple[str, str | None]] = {}
 
@@ -145,8 +153,6 @@ class DeployRunner:
         if deploy is None or deploy.state.finished or deploy.state is DeployState.HELD:
             return
         if deploy.kind != "build" and self.locks is not None:
-            from bot.locks import lock_holds_deploy
-
             lock = await self.locks.get(deploy.owner, deploy.repo, deploy.environment)
             if lock is not None and lock_holds_deploy(lock, deploy.trigger, deploy.actor):
                 reason = f"{deploy.environment} is locked by {lock.holder}" + (f": {lock.reason}" if lock.reason else "")
@@ -190,8 +196,6 @@ class DeployRunner:
         await self._finish(latest, state, {**latest.result, **result_record(result)}, stages=result.stages)
 
     async def _pipeline(self, deploy: Deploy) -> PipelineResult:
-        from bot.pipeline.pipeline import run_pipeline
-
         async def progress(stages: dict[str, dict], changed: Stage) -> None:
             await self.services.deploy_store.update(deploy.id, stages=stages)
             await self._report(deploy.id)
@@ -201,8 +205,6 @@ class DeployRunner:
 
     async def _finish(self, deploy: Deploy, state: DeployState, result: dict[str, Any], *,
                       stages: dict | None = None, superseded_by: str | None = None) -> None:
-        import time
-
         fields: dict[str, Any] = {"state": state, "result": result, "finished_at": time.time()}
         if stages is not None:
             fields["stages"] = stages
@@ -251,8 +253,6 @@ class PipelineExtension(Extension):
         self.runner: DeployRunner | None = None
 
     def schema(self, store: Any) -> None:
-        from bot.locks import LOCKS_SCHEMA
-
         store.add_schema(LOCKS_SCHEMA)  # deploys are held while their environment is locked
 
     async def setup(self, services: Services) -> None:
@@ -264,9 +264,6 @@ class PipelineExtension(Extension):
 
         def deps_for(deploy: Deploy) -> PipelineDeps:
             async def get_token() -> str:
-                from bot.github import GitHubError
-                from bot.pipeline.pipeline import StageFailed
-
                 try:
                     return await services.github.installation_token(deploy.installation_id)
                 except GitHubError as exc:
@@ -286,8 +283,6 @@ class PipelineExtension(Extension):
                 values["poll"] = PollPolicy(initial=0.1, maximum=1.0, factor=1.5)
             return PipelineDeps(**values)
 
-        from bot.locks import Locks
-
         locks = Locks(services.store)
         async def gate(deploy: Deploy) -> Any:
             return await wait_for_checks_gate(services.github, deploy)
@@ -298,8 +293,6 @@ class PipelineExtension(Extension):
         services.deploys.runner = self.runner
 
         async def provision(installation_id: int, owner: str) -> None:
-            from bot.pipeline.pipeline import ensure_tenant
-
             await ensure_tenant(self.aws_steps, installation_id, owner)
 
         services.deploys.set_provisioner(provision)
