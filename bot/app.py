@@ -22,6 +22,7 @@ from bot.events import installation_id_of, parse_event
 from bot.github import GitHubApp, GitHubError, RetryPolicy, current_delivery
 from bot.ingress import GroupCommitter, WebhookIngress
 from bot.metrics import CONTENT_TYPE_LATEST, Metrics
+from bot.pipeline.source import validate_owner, validate_repo
 from bot.queue import Job, JobHandler, JobQueue, WorkerGroup, WorkerPool
 from bot.routing import Router
 from bot.sandbox import sandbox_github_credentials
@@ -125,8 +126,6 @@ async def ensure_installation(services: Services, installation_id: int) -> bool:
 
 def hostile_repository(model: object) -> str | None:
     """Why an event's repository names cannot be used as paths and URL parts, or None if they can."""
-    from bot.pipeline.source import validate_owner, validate_repo
-
     repo = getattr(model, "repository", None)
     if repo is None:
         return None
