@@ -112,13 +112,26 @@ async def build_services(
     return services
 
 
+async def installation_repositories(github: GitHubApp, installation_id: int, *, max_pages: int = 50) -> list[dict]:
+    """Every repository an installation enables, page by page (100 a page, as GitHub allows at most)."""
+    repos: list[dict] = []
+    for page in range(1, max_pages + 1):
+        listing = await github.request(installation_id, "GET", "/installation/repositories",
+                                       params={"per_page": "100", "page": str(page)})
+        batch = listing.get("repositories", []) if isinstance(listing, dict) else []
+        repos += batch
+        total = listing.get("total_count", 0) if isinstance(listing, dict) else 0
+        if len(batch) < 100 or len(repos) >= total:
+            break
+    return repos
+
+
 async def ensure_installation(services: Services, installation_id: int) -> bool:
     """Fetch an installation the service has not seen from GitHub; False if it is not active."""
     tenant = await services.tenants.get(installation_id)
     if tenant is None:
         inst = await services.github.app_request("GET", f"/app/installations/{installation_id}")
-        listing = await services.github.request(installation_id, "GET", "/installation/repositories", params={"per_page": "100"})
-        await services.tenants.save_installation(inst, listing.get("repositories", []) if isinstance(listing, dict) else [])
+        await services.tenants.save_installation(inst, await installation_repositories(services.github, installation_id))
         await services.deploys.provision_tenant(installation_id, (inst.get("account") or {}).get("login", str(installation_id)))
         tenant = await services.tenants.get(installation_id)
     return tenant is not None and tenant.active

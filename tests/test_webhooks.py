@@ -279,3 +279,16 @@ async def test_many_concurrent_deliveries_are_all_recorded_once(start_service):
     statuses = sorted(r.status for r in responses)
     assert statuses.count(202) == 60 and statuses.count(200) == 10
     assert await stored(svc) == (60, 60)
+
+
+async def test_an_unseen_installation_with_many_repositories_is_read_page_by_page(service, github):
+    payload = load_webhook("push")
+    payload["installation"] = {"id": 88}
+    many = [{"id": 10_000 + i, "name": f"r{i}", "full_name": f"octo-org/r{i}", "owner": {"login": "octo-org"}}
+            for i in range(230)]
+    github.add_installation(88, "octo-org", [payload["repository"], *many])
+    await service.webhook("push", payload)
+    await service.idle()
+    pages = [c.query.get("page") for c in github.requests("GET", r"^/installation/repositories$")]
+    assert pages == ["1", "2", "3"]
+    assert len(await service.services.tenants.repos(88)) == 231

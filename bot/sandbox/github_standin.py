@@ -280,7 +280,10 @@ async def _installation_repos(gh: GitHubStandIn, request: web.Request, m: re.Mat
     if err := gh._check_token(request, call):
         return err
     repos = gh.installations[call.installation_id].repositories  # type: ignore[index]
-    return web.json_response({"total_count": len(repos), "repository_selection": "selected", "repositories": repos})
+    per_page = min(int(request.query.get("per_page", "30")), 100)
+    page = max(int(request.query.get("page", "1")), 1)
+    return web.json_response({"total_count": len(repos), "repository_selection": "selected",
+                              "repositories": repos[(page - 1) * per_page:page * per_page]})
 
 
 async def _get_repo(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
