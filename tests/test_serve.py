@@ -39,6 +39,10 @@ def test_serve_starts_on_the_sandbox_and_drains_on_sigterm(tmp_path):
                 time.sleep(0.2)
         assert health is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
         assert health[0] == 200 and health[1]["mode"] == "sandbox" and health[1]["status"] == "ok"
+        # A second service on the same state store refuses to start, and says why.
+        second = subprocess.run([sys.executable, "-m", "bot", "serve"], cwd=tmp_path,
+                                env={**env, "EASYDEPLOY_PORT": str(free_port())}, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1 and "another easydeploy serve uses the state store" in second.stderr
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
