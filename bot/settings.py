@@ -98,6 +98,15 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("sqlite://"):
+            raise ValueError(
+                "only sqlite:///<path> is built in (the DynamoDB store of the scale-out mode is not written yet)"
+            )
+        return value
+
     @field_validator("github_private_key")
     @classmethod
     def _pem_or_path(cls, value: SecretStr | None) -> SecretStr | None:

@@ -55,6 +55,7 @@ def test_secrets_are_masked():
         ({"EASYDEPLOY_GITHUB_PRIVATE_KEY": "/no/such/key.pem"}, "EASYDEPLOY_GITHUB_PRIVATE_KEY"),
         ({"EASYDEPLOY_GITHUB_API_URL": "ftp://x"}, "EASYDEPLOY_GITHUB_API_URL"),
         ({"EASYDEPLOY_AWS_MODE": "aws"}, "EASYDEPLOY_CLUSTER_NAME"),
+        ({"EASYDEPLOY_STATE_URL": "dynamodb://easydeploy"}, "EASYDEPLOY_STATE_URL"),
     ],
 )
 def test_invalid_value_exits_2_naming_the_variable(monkeypatch, capsys, env, named):
