@@ -10,8 +10,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import orjson
-
 from bot.deploys import (
     Deploy,
     DeployIntent,
@@ -19,12 +17,13 @@ from bot.deploys import (
     DeployState,
     DeployStore,
     Trigger,
+    cancel_in,
     get_deploy_in,
+    queue_in,
     release_held_in,
     rollback_target_in,
 )
-from bot.queue import JobQueue, enqueue_in
-from bot.store import now
+from bot.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +114,7 @@ class DeployService:
             deploy = get_deploy_in(conn, deploy_id)
             if deploy is None or deploy.state.finished:
                 return None
-            result = {**deploy.result, "cancel_reason": reason}
-            conn.execute(
-                "UPDATE deploys SET state = 'cancelled', superseded_by = COALESCE(?, superseded_by), result = ?,"
-                " updated_at = ?, finished_at = ? WHERE id = ?",
-                (superseded_by, orjson.dumps(result).decode(), now(), now(), deploy_id),
-            )
-            conn.execute("UPDATE jobs SET state = 'cancelled' WHERE key = ? AND state = 'queued'", ("deploy:" + deploy_id,))
+            cancel_in(conn, deploy, superseded_by=superseded_by, reason=reason)
             return get_deploy_in(conn, deploy_id)
 
         cancelled = await self.deploys.store.run(_cancel)
@@ -150,14 +143,10 @@ class DeployService:
                 " AND state = 'waiting'",
                 (owner, repo, sha),
             ).fetchall()
-            ids = []
-            for row in rows:
-                deploy = Deploy.from_row(row)
-                conn.execute("UPDATE deploys SET state = 'queued', updated_at = ? WHERE id = ?", (now(), deploy.id))
-                conn.execute("DELETE FROM jobs WHERE key = ? AND state != 'running'", ("deploy:" + deploy.id,))
-                enqueue_in(conn, "deploy", {"deploy_id": deploy.id}, key="deploy:" + deploy.id, group_key=deploy.group_key)
-                ids.append(deploy.id)
-            return ids
+            deploys = [Deploy.from_row(row) for row in rows]
+            for deploy in deploys:
+                queue_in(conn, deploy)
+            return [deploy.id for deploy in deploys]
 
         ids = await self.deploys.store.run(_resume)
         if ids:

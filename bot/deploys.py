@@ -185,6 +185,34 @@ def get_deploy_in(conn: sqlite3.Connection, deploy_id: str) -> Deploy | None:
     return Deploy.from_row(row) if row else None
 
 
+def _job_key(deploy_id: str) -> str:
+    return "deploy:" + deploy_id
+
+
+def queue_in(conn: sqlite3.Connection, deploy: Deploy) -> None:
+    """Set a deploy queued and give it a fresh job (replacing any job of it that is not running)."""
+    conn.execute("UPDATE deploys SET state = 'queued', updated_at = ? WHERE id = ?", (now(), deploy.id))
+    conn.execute("DELETE FROM jobs WHERE key = ? AND state != 'running'", (_job_key(deploy.id),))
+    enqueue_in(conn, "deploy", {"deploy_id": deploy.id}, key=_job_key(deploy.id), group_key=deploy.group_key)
+    deploy.state = DeployState.QUEUED
+
+
+def cancel_in(conn: sqlite3.Connection, deploy: Deploy, *, superseded_by: str | None = None,
+              reason: str | None = None) -> None:
+    """End a deploy that has not started as cancelled (naming what superseded it or why) and drop its queued job."""
+    if reason is not None:
+        deploy.result = {**deploy.result, "cancel_reason": reason}
+    deploy.state = DeployState.CANCELLED
+    deploy.superseded_by = superseded_by or deploy.superseded_by
+    conn.execute(
+        "UPDATE deploys SET state = 'cancelled', superseded_by = ?, result = ?, updated_at = ?, finished_at = ?"
+        " WHERE id = ?",
+        (deploy.superseded_by, orjson.dumps(deploy.result).decode(), now(), now(), deploy.id),
+    )
+    conn.execute("UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE key = ? AND state = 'queued'",
+                 (now(), _job_key(deploy.id)))
+
+
 def request_deploy_in(
     conn: sqlite3.Connection, intent: DeployIntent, key: str, *, state: DeployState = DeployState.QUEUED
 ) -> DeployRequested:
@@ -207,7 +235,7 @@ def request_deploy_in(
     )
     superseded = _supersede_pending(conn, intent, deploy_id)
     if state is DeployState.QUEUED:
-        enqueue_in(conn, "deploy", {"deploy_id": deploy_id}, key="deploy:" + deploy_id, group_key=intent.group_key)
+        enqueue_in(conn, "deploy", {"deploy_id": deploy_id}, key=_job_key(deploy_id), group_key=intent.group_key)
     deploy = get_deploy_in(conn, deploy_id)
     assert deploy is not None
     return DeployRequested(deploy, True, superseded)
@@ -225,16 +253,9 @@ def _supersede_pending(conn: sqlite3.Connection, intent: DeployIntent, newer_id:
         f" AND state IN ({placeholders})",
         (intent.owner, intent.repo, *params, newer_id, *[s.value for s in PENDING_STATES]),
     ).fetchall()
-    cancelled = []
-    for row in rows:
-        old = Deploy.from_row(row)
-        conn.execute(
-            "UPDATE deploys SET state = 'cancelled', superseded_by = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-            (newer_id, now(), now(), old.id),
-        )
-        conn.execute("UPDATE jobs SET state = 'cancelled', updated_at = ? WHERE key = ? AND state = 'queued'", (now(), "deploy:" + old.id))
-        old.state, old.superseded_by = DeployState.CANCELLED, newer_id
-        cancelled.append(old)
+    cancelled = [Deploy.from_row(row) for row in rows]
+    for old in cancelled:
+        cancel_in(conn, old, superseded_by=newer_id)
     return cancelled
 
 
@@ -306,20 +327,10 @@ def release_held_in(conn: sqlite3.Connection, owner: str, repo: str, environment
         " AND state = 'held' ORDER BY created_at DESC",
         (owner, repo, environment),
     ).fetchall()
-    changed = []
-    for index, row in enumerate(rows):
-        deploy = Deploy.from_row(row)
-        if index == 0:
-            conn.execute("UPDATE deploys SET state = 'queued', updated_at = ? WHERE id = ?", (now(), deploy.id))
-            conn.execute("DELETE FROM jobs WHERE key = ? AND state != 'running'", ("deploy:" + deploy.id,))
-            enqueue_in(conn, "deploy", {"deploy_id": deploy.id}, key="deploy:" + deploy.id, group_key=deploy.group_key)
-            deploy.state = DeployState.QUEUED
-            newest = deploy.id
-        else:
-            conn.execute(
-                "UPDATE deploys SET state = 'cancelled', superseded_by = ?, updated_at = ?, finished_at = ? WHERE id = ?",
-                (newest, now(), now(), deploy.id),
-            )
-            deploy.state, deploy.superseded_by = DeployState.CANCELLED, newest
-        changed.append(deploy)
+    changed = [Deploy.from_row(row) for row in rows]
+    if changed:
+        newest, *older = changed
+        queue_in(conn, newest)
+        for deploy in older:
+            cancel_in(conn, deploy, superseded_by=newest.id)
     return changed
