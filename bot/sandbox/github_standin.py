@@ -447,6 +447,16 @@ async def _get_contents(gh: GitHubStandIn, request: web.Request, m: re.Match[str
     })
 
 
+async def _check_runs_for_ref(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
+    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
+        return err
+    full, name = f"{m['owner']}/{m['repo']}".lower(), request.query.get("check_name")
+    runs = [r for r in gh.check_runs.values()
+            if r["repository"].lower() == full and r.get("head_sha") == m["ref"] and (name is None or r.get("name") == name)]
+    runs.sort(key=lambda r: -r["id"])
+    return web.json_response({"total_count": len(runs), "check_runs": runs})
+
+
 _REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("GET", re.compile(r"/app"), _get_app),
@@ -458,6 +468,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Route]] = [
     ("PATCH", re.compile(_REPO + r"/check-runs/(?P<id>\d+)"), _update_check_run),
     ("GET", re.compile(_REPO + r"/check-runs/(?P<id>\d+)"), _get_check_run),
     ("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/check-suites"), _check_suites),
+    ("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/check-runs"), _check_runs_for_ref),
+    # A ref may hold slashes (feature/login); the sub-resources of a commit are the two routes above.
+    ("GET", re.compile(_REPO + r"/commits/(?P<ref>(?!.*/check-(?:suites|runs)$).+)"), _get_commit),
     ("POST", re.compile(_REPO + r"/deployments"), _create_deployment),
     ("GET", re.compile(_REPO + r"/deployments"), _list_deployments),
     ("POST", re.compile(_REPO + r"/deployments/(?P<id>\d+)/statuses"), _create_deployment_status),
@@ -478,20 +491,3 @@ async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, inter
             return True
         await asyncio.sleep(interval)
     return predicate()
-
-
-# -- routes added for GitHub reporting ------------------------------------------------------------
-
-async def _check_runs_for_ref(gh: GitHubStandIn, request: web.Request, m: re.Match[str], call: Call) -> web.Response:
-    if (err := gh._check_token(request, call)) or (err := gh._check_repo(call, m["owner"], m["repo"])):
-        return err
-    full, name = f"{m['owner']}/{m['repo']}".lower(), request.query.get("check_name")
-    runs = [r for r in gh.check_runs.values()
-            if r["repository"].lower() == full and r.get("head_sha") == m["ref"] and (name is None or r.get("name") == name)]
-    runs.sort(key=lambda r: -r["id"])
-    return web.json_response({"total_count": len(runs), "check_runs": runs})
-
-
-ROUTES.append(("GET", re.compile(_REPO + r"/commits/(?P<ref>[^/]+)/check-runs"), _check_runs_for_ref))
-# A ref may hold slashes (feature/login); the sub-resources of a commit are routed above.
-ROUTES.append(("GET", re.compile(_REPO + r"/commits/(?P<ref>(?!.*/check-(?:suites|runs)$).+)"), _get_commit))
